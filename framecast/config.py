@@ -1,0 +1,147 @@
+"""One settings object, read once from ``FRAMECAST_*`` variables (and CLI flags) and passed down explicitly."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from framecast.errors import ConfigError
+
+ENV_PREFIX = "FRAMECAST_"
+
+
+def _parse_keys(text: str) -> dict[str, str]:
+    keys: dict[str, str] = {}
+    for item in text.replace("\n", ",").split(","):
+        item = item.strip()
+        if not item or item.startswith("#"):
+            continue
+        key_id, sep, secret = item.partition(":")
+        if not sep or not key_id or not secret:
+            raise ConfigError(f"API key entry {key_id!r} is not of the form key_id:key_secret")
+        keys[key_id] = secret
+    return keys
+
+
+def _parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"not a boolean: {text!r}")
+
+
+def _parse_floats(text: str) -> tuple[float, ...]:
+    return tuple(float(part) for part in text.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about a Framecast process. Field name ``x`` is read from ``FRAMECAST_X``."""
+
+    data_dir: Path = Path("./data")
+    database_url: str = ""  # default: sqlite:///<data_dir>/framecast.db
+    storage_url: str = ""  # default: file://<data_dir>/files
+    public_url: str = ""  # base URL for output links; default: the request's own host
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_keys: Mapping[str, str] = field(default_factory=dict)  # key_id -> secret
+    api_keys_file: str = ""
+    insecure_no_auth: bool = False
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+    workers: int = 1
+    model: str = "auto"
+    model_path: str = ""  # a local folder holding the preset's diffusers weights
+    offload: str = "auto"  # none | model | sequential | group | auto
+    device: str = "auto"  # cuda | cpu | auto
+    lease_seconds: float = 30.0
+    heartbeat_seconds: float = 5.0
+    max_attempts: int = 3
+    poll_seconds: float = 0.2  # how often an idle worker looks for work
+    sync_timeout_seconds: float = 3600.0  # how long the sync route waits for its job
+    max_body_bytes: int = 64 * 1024
+    webhook_attempts: int = 10
+    # Delays before each retry; fal spreads 10 tries over about 2 hours.
+    webhook_backoff_seconds: tuple[float, ...] = (15, 60, 120, 300, 600, 900, 1200, 1800, 2400)
+    webhook_timeout_seconds: float = 15.0
+    webhook_key_file: str = ""  # Ed25519 private key (PEM); default: <data_dir>/webhook-ed25519.pem
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                values[f.name] = _convert(f.name, f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)  # type: ignore[arg-type]
+        return settings.resolved()
+
+    def resolved(self) -> Settings:
+        """Fill the defaults that depend on other fields, and merge the key file into ``api_keys``."""
+        data_dir = Path(self.data_dir)
+        keys = dict(self.api_keys)
+        if self.api_keys_file:
+            try:
+                keys.update(_parse_keys(Path(self.api_keys_file).read_text()))
+            except OSError as exc:
+                raise ConfigError(f"cannot read API key file {self.api_keys_file}: {exc.strerror}") from exc
+        return dataclasses.replace(
+            self,
+            data_dir=data_dir,
+            database_url=self.database_url or f"sqlite:///{data_dir.resolve() / 'framecast.db'}",
+            storage_url=self.storage_url or f"file://{data_dir.resolve() / 'files'}",
+            public_url=self.public_url.rstrip("/"),
+            api_keys=keys,
+            webhook_key_file=self.webhook_key_file or str(data_dir / "webhook-ed25519.pem"),
+        )
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_keys)
+
+    def check_bind_is_safe(self) -> None:
+        """Refuse to serve an open API on a network address unless explicitly told to."""
+        if self.auth_enabled or self.insecure_no_auth or is_loopback(self.host):
+            return
+        raise ConfigError(
+            f"refusing to listen on {self.host} with no API keys: set FRAMECAST_API_KEYS=id:secret "
+            "(or FRAMECAST_API_KEYS_FILE), or pass --insecure-no-auth"
+        )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _convert(name: str, kind: object, raw: str) -> object:
+    kind = str(kind)
+    try:
+        if name == "api_keys":
+            return _parse_keys(raw)
+        if "tuple" in kind:
+            return _parse_floats(raw)
+        if kind == "bool":
+            return _parse_bool(raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "Path":
+            return Path(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{ENV_PREFIX}{name.upper()}={raw!r}: {exc}") from exc
+    return raw

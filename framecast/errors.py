@@ -1,0 +1,52 @@
+"""The one exception tree of Framecast.
+
+FramecastError
+ ├── ConfigError          bad settings; the process refuses to start (one sentence, no traceback)
+ ├── InputError           a request the user must change (HTTP 422 at the API, a failed job in a worker)
+ ├── AuthError            missing or wrong API key (401)
+ │    └── ForbiddenError  a valid key asking for another key's request (403)
+ ├── NotFoundError        no such request or file (404)
+ ├── ModelUnavailableError  the model's weights are not on this machine and cannot be fetched
+ └── RenderStopped        a render stopped between steps: cancelled, or past its deadline
+"""
+
+from __future__ import annotations
+
+
+class FramecastError(Exception):
+    """Root of every error Framecast raises on purpose. ``error_type`` is the fal ``error_type`` it maps to."""
+
+    error_type = "internal_error"
+
+
+class ConfigError(FramecastError):
+    error_type = "configuration_error"
+
+
+class InputError(FramecastError):
+    error_type = "invalid_input"
+
+
+class AuthError(FramecastError):
+    error_type = "unauthorized"
+
+
+class ForbiddenError(AuthError):
+    error_type = "forbidden"
+
+
+class NotFoundError(FramecastError):
+    error_type = "not_found"
+
+
+class ModelUnavailableError(FramecastError):
+    error_type = "model_unavailable"
+
+
+class RenderStopped(FramecastError):
+    """Raised from inside the denoising loop; ``reason`` is ``"cancelled"`` or ``"request_timeout"``."""
+
+    def __init__(self, reason: str, message: str = "") -> None:
+        super().__init__(message or f"render stopped: {reason}")
+        self.reason = reason
+        self.error_type = reason

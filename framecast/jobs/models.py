@@ -1,0 +1,95 @@
+"""Plain records the job store hands out: no SQL, no HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+
+class JobStatus(str, Enum):
+    IN_QUEUE = "IN_QUEUE"
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+
+
+class Priority(int, Enum):
+    """Lower runs first (X-Fal-Queue-Priority)."""
+
+    normal = 0
+    low = 1
+
+
+class CancelOutcome(str, Enum):
+    """The three answers of fal's cancel route."""
+
+    CANCELLATION_REQUESTED = "CANCELLATION_REQUESTED"
+    ALREADY_COMPLETED = "ALREADY_COMPLETED"
+    NOT_FOUND = "NOT_FOUND"
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """What the API knows about a request when it enqueues it."""
+
+    endpoint: str
+    input: dict[str, Any]
+    owner: str = ""  # the API key id; "" when auth is off
+    priority: Priority = Priority.normal
+    webhook_url: str | None = None
+    start_timeout_seconds: float | None = None  # X-Fal-Request-Timeout
+    store_io: bool = True  # X-Fal-Store-IO: 0 -> False
+    file_ttl_seconds: int | None = None  # X-Fal-Object-Lifecycle-Preference
+    base_url: str = ""  # absolute base for output URLs (public URL, else the request's host)
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    message: str
+    level: str
+    timestamp: datetime
+
+    def to_fal(self) -> dict[str, Any]:
+        return {
+            "message": self.message,
+            "level": self.level,
+            "source": "USER",
+            "timestamp": self.timestamp.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    endpoint: str
+    owner: str
+    status: JobStatus
+    priority: Priority
+    input: dict[str, Any] | None
+    output: dict[str, Any] | None
+    error: str | None
+    error_type: str | None
+    error_status: int | None  # the HTTP status the result route answers for a failed job
+    attempt: int
+    cancel_requested: bool
+    webhook_url: str | None
+    store_io: bool
+    file_ttl_seconds: int | None
+    base_url: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    start_deadline: datetime | None
+    lease_expires_at: datetime | None
+    worker_id: str | None
+
+    @property
+    def failed(self) -> bool:
+        return self.status is JobStatus.COMPLETED and self.error is not None
+
+    @property
+    def inference_time(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
