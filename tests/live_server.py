@@ -1,0 +1,88 @@
+"""A real `framecast serve` in a child process, on a free port, for tests that talk to it over the network."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """``framecast serve`` with its own data dir; ``url`` is its base URL. Stops on ``close``."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        args: tuple[str, ...] = (),
+        scheme: str = "http",
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.port = free_port()
+        self.data_dir = data_dir
+        self.url = f"{scheme}://{host}:{self.port}"
+        self.log_path = data_dir / "server.log"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        full_env = {
+            **os.environ,
+            "FRAMECAST_DATA_DIR": str(data_dir),
+            "FRAMECAST_MODEL": "tiny-wan",
+            "FRAMECAST_POLL_SECONDS": "0.05",
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }
+        command = [sys.executable, "-m", "framecast", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [*command, *args], cwd=REPO, env=full_env, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 60.0, verify: str | bool = False) -> LiveServer:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.output()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1.0, verify=verify).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"server not ready after {timeout}s:\n{self.output()}")
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()
+
+    def __enter__(self) -> LiveServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
