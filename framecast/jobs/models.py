@@ -49,6 +49,7 @@ class LogEntry:
     message: str
     level: str
     timestamp: datetime
+    seq: int = 0  # position in the job's log; read logs(after=seq) for the entries that follow
 
     def to_fal(self) -> dict[str, Any]:
         return {
@@ -93,3 +94,14 @@ class Job:
         if self.started_at is None or self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One claimed row of the webhook outbox, with the finished job it reports."""
+
+    id: int
+    job: Job
+    url: str
+    payload: dict[str, Any] | None  # the output as it was when the job finished (survives X-Fal-Store-IO: 0)
+    attempt: int  # 1 for the first try

@@ -1,0 +1,571 @@
+"""The durable job queue: one SQL table of jobs, their logs, output files and a webhook outbox.
+
+SQLAlchemy Core on SQLite (WAL) by default and PostgreSQL when distributed. The dialect switch is
+``_create_engine`` (SQLite pragmas, ``BEGIN IMMEDIATE`` for writes) plus ``_skip_locked`` (claims take
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL). The job status is a state machine (``TRANSITIONS``); each
+transition is one conditional UPDATE on the expected status and attempt, and ``attempt`` is the fencing
+token that stops a worker whose lease was taken over from writing a result. Public methods are thread-safe:
+one engine, one connection per call.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    and_,
+    create_engine,
+    event,
+    func,
+    insert,
+    make_url,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy import delete as sql_delete
+
+from framecast.jobs.migrations import migrate
+from framecast.jobs.models import CancelOutcome, Job, JobStatus, LogEntry, NewJob, Priority, WebhookDelivery
+from framecast.jobs.tables import files, job_logs, jobs, webhooks
+
+QUEUED, RUNNING, DONE = JobStatus.IN_QUEUE, JobStatus.IN_PROGRESS, JobStatus.COMPLETED
+
+TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    QUEUED: frozenset({RUNNING, DONE}),  # claimed; cancelled or past its start deadline
+    RUNNING: frozenset({DONE, QUEUED}),  # completed or failed; lease expired or worker stopped: back in line
+    DONE: frozenset(),  # final: status must stay stable once a client has seen COMPLETED
+}
+
+CANCELLED_MESSAGE = "Request cancelled by the user"
+CANCELLED_TYPE = "request_cancelled"
+CANCELLED_STATUS = 400  # the client's own doing, not a server fault; fal's cancel route also speaks 400
+TIMEOUT_MESSAGE = "The request was not started within its X-Fal-Request-Timeout"
+TIMEOUT_TYPE = "request_timeout"
+TIMEOUT_STATUS = 504
+WORKER_LOST_TYPE = "worker_lost"
+WORKER_LOST_STATUS = 500
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class IllegalTransition(ValueError):
+    pass
+
+
+class JobStore:
+    """Enqueue, claim with a lease, heartbeat, complete or fail, cancel, reap, logs, files and webhooks."""
+
+    def __init__(self, engine: Engine, *, max_attempts: int = 3) -> None:
+        self._engine = engine
+        self.max_attempts = max_attempts
+        self._skip_locked = engine.dialect.name == "postgresql"
+
+    @classmethod
+    def open(cls, database_url: str, *, max_attempts: int = 3) -> JobStore:
+        engine = _create_engine(database_url)
+        migrate(engine)
+        return cls(engine, max_attempts=max_attempts)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # -- connections ----------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._engine.connect() as conn:
+            conn.execution_options(framecast_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._engine.connect() as conn:
+            yield conn
+
+    # -- jobs -----------------------------------------------------------------------------------------------
+
+    def enqueue(self, new: NewJob) -> Job:
+        now = utcnow()
+        deadline = None
+        if new.start_timeout_seconds is not None:
+            deadline = now + timedelta(seconds=new.start_timeout_seconds)
+        job_id = str(uuid.uuid4())
+        with self._write() as conn:
+            conn.execute(
+                insert(jobs).values(
+                    id=job_id,
+                    endpoint=new.endpoint,
+                    owner=new.owner,
+                    status=QUEUED.value,
+                    priority=int(new.priority),
+                    input=new.input,
+                    output=None,
+                    attempt=0,
+                    cancel_requested=False,
+                    webhook_url=new.webhook_url,
+                    store_io=new.store_io,
+                    file_ttl_seconds=new.file_ttl_seconds,
+                    base_url=new.base_url,
+                    created_at=now,
+                    start_deadline=deadline,
+                )
+            )
+            return self._get(conn, job_id)  # type: ignore[return-value]
+
+    def get(self, job_id: str) -> Job | None:
+        with self._read() as conn:
+            return self._get(conn, job_id)
+
+    def queue_position(self, job_id: str) -> int | None:
+        """How many queued jobs run before this one; ``None`` when it is not queued."""
+        me, other = jobs.alias("me"), jobs.alias("other")
+        ahead = and_(
+            other.c.status == QUEUED.value,
+            or_(
+                other.c.priority < me.c.priority,
+                and_(other.c.priority == me.c.priority, other.c.seq < me.c.seq),
+            ),
+        )
+        query = (
+            select(func.count(other.c.seq))
+            .select_from(me.outerjoin(other, ahead))
+            .where(me.c.id == job_id, me.c.status == QUEUED.value)
+            .group_by(me.c.seq)
+        )
+        with self._read() as conn:
+            return conn.execute(query).scalar()
+
+    def claim(self, worker_id: str, lease_seconds: float) -> Job | None:
+        """Take the oldest runnable job (priority first) under a lease; ``attempt`` is its fencing token."""
+        with self._write() as conn:
+            now = utcnow()
+            self._expire_unstarted(conn, now)
+            query = (
+                select(jobs.c.id, jobs.c.attempt)
+                .where(jobs.c.status == QUEUED.value)
+                .order_by(jobs.c.priority, jobs.c.seq)
+                .limit(1)
+            )
+            if self._skip_locked:
+                query = query.with_for_update(skip_locked=True)
+            row = conn.execute(query).first()
+            if row is None:
+                return None
+            claimed = self._transition(
+                conn,
+                row.id,
+                row.attempt,
+                QUEUED,
+                RUNNING,
+                attempt=row.attempt + 1,
+                worker_id=worker_id,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                started_at=now,
+            )
+            return self._get(conn, row.id) if claimed else None
+
+    def heartbeat(self, job_id: str, attempt: int, lease_seconds: float) -> bool:
+        """Extend the lease; ``False`` means this attempt no longer owns the job and must stop."""
+        with self._write() as conn:
+            result = conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.status == RUNNING.value, jobs.c.attempt == attempt)
+                .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+            )
+            return result.rowcount == 1
+
+    def complete(self, job_id: str, attempt: int, output: dict[str, Any]) -> bool:
+        with self._write() as conn:
+            return self._finish(conn, job_id, attempt, RUNNING, output=output)
+
+    def fail(self, job_id: str, attempt: int, error: str, error_type: str, error_status: int) -> bool:
+        with self._write() as conn:
+            return self._finish(
+                conn, job_id, attempt, RUNNING, error=error, error_type=error_type, error_status=error_status
+            )
+
+    def release(self, job_id: str, attempt: int) -> bool:
+        """Put a running job back in line at once (its worker is shutting down); the attempt still counts."""
+        with self._write() as conn:
+            released = self._transition(
+                conn, job_id, attempt, RUNNING, QUEUED, worker_id=None, lease_expires_at=None
+            )
+            if released:
+                self._log(conn, job_id, "The worker stopped; the request is back in the queue.", "WARN")
+            return released
+
+    def cancel(self, job_id: str) -> CancelOutcome:
+        """Queued: completed at once as cancelled. Running: flagged; the worker stops within one step."""
+        with self._write() as conn:
+            row = conn.execute(select(jobs.c.status, jobs.c.attempt).where(jobs.c.id == job_id)).first()
+            if row is None:
+                return CancelOutcome.NOT_FOUND
+            if row.status == DONE.value:
+                return CancelOutcome.ALREADY_COMPLETED
+            if row.status == QUEUED.value:
+                self._finish_cancelled(conn, job_id, row.attempt, QUEUED)
+                return CancelOutcome.CANCELLATION_REQUESTED
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.status == RUNNING.value, jobs.c.attempt == row.attempt)
+                .values(cancel_requested=True)
+            )
+            self._log(conn, job_id, "Cancellation requested; stopping after the current step.")
+            return CancelOutcome.CANCELLATION_REQUESTED
+
+    def cancel_requested(self, job_id: str, attempt: int) -> bool:
+        with self._read() as conn:
+            flag = conn.execute(
+                select(jobs.c.cancel_requested).where(jobs.c.id == job_id, jobs.c.attempt == attempt)
+            ).scalar()
+            return bool(flag)
+
+    def reap(self) -> int:
+        """End queued jobs past their start deadline and recover running jobs whose lease expired.
+
+        A job whose worker vanished goes back in line while it has attempts left, else it completes with
+        error_type ``worker_lost``. Returns how many jobs changed.
+        """
+        with self._write() as conn:
+            now = utcnow()
+            changed = self._expire_unstarted(conn, now)
+            rows = conn.execute(
+                select(jobs.c.id, jobs.c.attempt, jobs.c.cancel_requested).where(
+                    jobs.c.status == RUNNING.value, jobs.c.lease_expires_at < now
+                )
+            ).all()
+            for row in rows:
+                changed += self._recover(conn, row)
+            return changed
+
+    def forget_payloads(self, job_id: str) -> bool:
+        """X-Fal-Store-IO: 0 — drop a finished job's input and output once delivered; keep its error."""
+        with self._write() as conn:
+            result = conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.status == DONE.value)
+                .values(input=None, output=None)
+            )
+            return result.rowcount == 1
+
+    # -- logs -----------------------------------------------------------------------------------------------
+
+    def append_log(self, job_id: str, message: str, level: str = "INFO") -> None:
+        with self._write() as conn:
+            self._log(conn, job_id, message, level)
+
+    def logs(self, job_id: str, after: int = 0) -> list[LogEntry]:
+        """The job's log in order; ``after`` is the ``seq`` of the last entry already read."""
+        query = (
+            select(job_logs.c.seq, job_logs.c.level, job_logs.c.message, job_logs.c.created_at)
+            .where(job_logs.c.job_id == job_id, job_logs.c.seq > after)
+            .order_by(job_logs.c.seq)
+        )
+        with self._read() as conn:
+            return [
+                LogEntry(message=r.message, level=r.level, timestamp=r.created_at, seq=r.seq)
+                for r in conn.execute(query)
+            ]
+
+    # -- output files (X-Fal-Object-Lifecycle-Preference) ---------------------------------------------------
+
+    def record_file(self, job_id: str, key: str, expires_at: datetime | None) -> None:
+        with self._write() as conn:
+            conn.execute(insert(files).values(key=key, job_id=job_id, expires_at=expires_at))
+
+    def expired_files(self, now: datetime | None = None) -> list[str]:
+        now = now or utcnow()
+        with self._read() as conn:
+            query = select(files.c.key).where(files.c.expires_at <= now).order_by(files.c.expires_at)
+            return list(conn.execute(query).scalars())
+
+    def forget_file(self, key: str) -> None:
+        with self._write() as conn:
+            conn.execute(sql_delete(files).where(files.c.key == key))
+
+    # -- webhook outbox -------------------------------------------------------------------------------------
+
+    def claim_webhook(self, worker_id: str, lease_seconds: float) -> WebhookDelivery | None:
+        """Take one due delivery under a lease; if its sender dies mid-delivery it is due at lease end."""
+        with self._write() as conn:
+            now = utcnow()
+            query = (
+                select(webhooks)
+                .where(
+                    webhooks.c.state == "PENDING",
+                    webhooks.c.next_at <= now,
+                    or_(webhooks.c.lease_expires_at.is_(None), webhooks.c.lease_expires_at < now),
+                )
+                .order_by(webhooks.c.next_at, webhooks.c.id)
+                .limit(1)
+            )
+            if self._skip_locked:
+                query = query.with_for_update(skip_locked=True)
+            row = conn.execute(query).first()
+            if row is None:
+                return None
+            result = conn.execute(
+                update(webhooks)
+                .where(webhooks.c.id == row.id, webhooks.c.attempts == row.attempts)
+                .values(
+                    attempts=row.attempts + 1,
+                    worker_id=worker_id,
+                    lease_expires_at=now + timedelta(seconds=lease_seconds),
+                )
+            )
+            if result.rowcount != 1:
+                return None
+            job = self._get(conn, row.job_id)
+            assert job is not None, "an outbox row always has its job"
+            return WebhookDelivery(
+                id=row.id, job=job, url=row.url, payload=row.payload, attempt=row.attempts + 1
+            )
+
+    def webhook_delivered(self, delivery_id: int) -> None:
+        self._end_webhook(delivery_id, "DELIVERED", None)
+
+    def webhook_retry(self, delivery_id: int, error: str, next_at: datetime) -> None:
+        with self._write() as conn:
+            conn.execute(
+                update(webhooks)
+                .where(webhooks.c.id == delivery_id)
+                .values(next_at=next_at, last_error=error, lease_expires_at=None, worker_id=None)
+            )
+
+    def webhook_give_up(self, delivery_id: int, error: str) -> None:
+        self._end_webhook(delivery_id, "FAILED", error)
+
+    def webhook_state(self, delivery_id: int) -> str | None:
+        with self._read() as conn:
+            return conn.execute(select(webhooks.c.state).where(webhooks.c.id == delivery_id)).scalar()
+
+    def _end_webhook(self, delivery_id: int, state: str, error: str | None) -> None:
+        with self._write() as conn:
+            conn.execute(
+                update(webhooks)
+                .where(webhooks.c.id == delivery_id)
+                .values(
+                    state=state,
+                    payload=None,
+                    last_error=error,
+                    lease_expires_at=None,
+                    delivered_at=utcnow() if state == "DELIVERED" else None,
+                )
+            )
+
+    # -- the state machine ----------------------------------------------------------------------------------
+
+    def _transition(
+        self,
+        conn: Connection,
+        job_id: str,
+        attempt: int,
+        expected: JobStatus,
+        target: JobStatus,
+        /,
+        **values: Any,
+    ) -> bool:
+        if target not in TRANSITIONS[expected]:
+            raise IllegalTransition(f"a job cannot go from {expected.value} to {target.value}")
+        result = conn.execute(
+            update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.status == expected.value, jobs.c.attempt == attempt)
+            .values(status=target.value, **values)
+        )
+        return result.rowcount == 1
+
+    def _finish(
+        self,
+        conn: Connection,
+        job_id: str,
+        attempt: int,
+        expected: JobStatus,
+        *,
+        output: dict[str, Any] | None = None,
+        error: str | None = None,
+        error_type: str | None = None,
+        error_status: int | None = None,
+    ) -> bool:
+        """Complete the job and, in the same transaction, queue its webhook."""
+        now = utcnow()
+        finished = self._transition(
+            conn,
+            job_id,
+            attempt,
+            expected,
+            DONE,
+            output=output,
+            error=error,
+            error_type=error_type,
+            error_status=error_status,
+            finished_at=now,
+            lease_expires_at=None,
+        )
+        if not finished:
+            return False
+        webhook_url = conn.execute(select(jobs.c.webhook_url).where(jobs.c.id == job_id)).scalar()
+        if webhook_url:
+            conn.execute(
+                insert(webhooks).values(
+                    job_id=job_id,
+                    url=webhook_url,
+                    payload=output,
+                    state="PENDING",
+                    attempts=0,
+                    next_at=now,
+                    created_at=now,
+                )
+            )
+        return True
+
+    def _finish_cancelled(self, conn: Connection, job_id: str, attempt: int, expected: JobStatus) -> bool:
+        done = self._finish(
+            conn,
+            job_id,
+            attempt,
+            expected,
+            error=CANCELLED_MESSAGE,
+            error_type=CANCELLED_TYPE,
+            error_status=CANCELLED_STATUS,
+        )
+        if done:
+            self._log(conn, job_id, "Cancelled by the user.", "WARN")
+        return done
+
+    def _expire_unstarted(self, conn: Connection, now: datetime) -> int:
+        rows = conn.execute(
+            select(jobs.c.id, jobs.c.attempt).where(
+                jobs.c.status == QUEUED.value,
+                jobs.c.started_at.is_(None),
+                jobs.c.start_deadline < now,
+            )
+        ).all()
+        expired = 0
+        for row in rows:
+            if self._finish(
+                conn,
+                row.id,
+                row.attempt,
+                QUEUED,
+                error=TIMEOUT_MESSAGE,
+                error_type=TIMEOUT_TYPE,
+                error_status=TIMEOUT_STATUS,
+            ):
+                self._log(conn, row.id, "No worker started this request before its timeout.", "ERROR")
+                expired += 1
+        return expired
+
+    def _recover(self, conn: Connection, row: Row) -> int:
+        if row.cancel_requested:
+            return int(self._finish_cancelled(conn, row.id, row.attempt, RUNNING))
+        if row.attempt < self.max_attempts:
+            requeued = self._transition(
+                conn, row.id, row.attempt, RUNNING, QUEUED, worker_id=None, lease_expires_at=None
+            )
+            if requeued:
+                self._log(
+                    conn,
+                    row.id,
+                    f"The worker stopped responding during attempt {row.attempt} of {self.max_attempts}; "
+                    "the request is back in the queue.",
+                    "WARN",
+                )
+            return int(requeued)
+        message = f"the worker died {row.attempt} times while rendering this request"
+        failed = self._finish(
+            conn,
+            row.id,
+            row.attempt,
+            RUNNING,
+            error=message,
+            error_type=WORKER_LOST_TYPE,
+            error_status=WORKER_LOST_STATUS,
+        )
+        if failed:
+            self._log(conn, row.id, f"Giving up: {message}.", "ERROR")
+        return int(failed)
+
+    def _log(self, conn: Connection, job_id: str, message: str, level: str = "INFO") -> None:
+        conn.execute(
+            insert(job_logs).values(job_id=job_id, level=level, message=message, created_at=utcnow())
+        )
+
+    def _get(self, conn: Connection, job_id: str) -> Job | None:
+        row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+        return None if row is None else _job(row)
+
+
+def _job(row: Row) -> Job:
+    return Job(
+        id=row.id,
+        endpoint=row.endpoint,
+        owner=row.owner,
+        status=JobStatus(row.status),
+        priority=Priority(row.priority),
+        input=row.input,
+        output=row.output,
+        error=row.error,
+        error_type=row.error_type,
+        error_status=row.error_status,
+        attempt=row.attempt,
+        cancel_requested=bool(row.cancel_requested),
+        webhook_url=row.webhook_url,
+        store_io=bool(row.store_io),
+        file_ttl_seconds=row.file_ttl_seconds,
+        base_url=row.base_url,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        start_deadline=row.start_deadline,
+        lease_expires_at=row.lease_expires_at,
+        worker_id=row.worker_id,
+    )
+
+
+# -- the dialect switch -------------------------------------------------------------------------------------
+
+
+def _create_engine(database_url: str) -> Engine:
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        _setup_sqlite(engine)
+        return engine
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")  # the `postgres` extra installs psycopg 3
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _setup_sqlite(engine: Engine) -> None:
+    """WAL so readers never wait; writers take the lock up front (BEGIN IMMEDIATE) so two processes never
+    deadlock upgrading a read lock, and wait up to the busy timeout instead of failing."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # the driver must not BEGIN on its own; _on_begin does
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("framecast_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

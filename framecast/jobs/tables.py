@@ -1,0 +1,113 @@
+"""The job store's tables as the newest migration leaves them; every query is written against these."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python, naive UTC in the database (SQLite has no time zones)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("the job store only takes timezone-aware datetimes")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+def json_column(name: str) -> Column:
+    return Column(name, JSON(none_as_null=True), nullable=True)
+
+
+metadata = MetaData()
+
+schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("endpoint", String(200), nullable=False),
+    Column("owner", String(200), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("priority", Integer, nullable=False),
+    json_column("input"),
+    json_column("output"),
+    Column("error", Text),
+    Column("error_type", String(100)),
+    Column("error_status", Integer),
+    Column("attempt", Integer, nullable=False),
+    Column("cancel_requested", Boolean, nullable=False),
+    Column("webhook_url", Text),
+    Column("store_io", Boolean, nullable=False),
+    Column("file_ttl_seconds", Integer),
+    Column("base_url", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    Column("start_deadline", UTCDateTime),
+    Column("lease_expires_at", UTCDateTime),
+    Column("worker_id", String(200)),
+    Index("ix_jobs_runnable", "status", "priority", "seq"),
+)
+
+job_logs = Table(
+    "job_logs",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(36), nullable=False),
+    Column("level", String(10), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_job_logs_job", "job_id", "seq"),
+)
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(36), nullable=False),
+    Column("url", Text, nullable=False),
+    json_column("payload"),
+    Column("state", String(20), nullable=False),  # PENDING | DELIVERED | FAILED
+    Column("attempts", Integer, nullable=False),
+    Column("next_at", UTCDateTime, nullable=False),
+    Column("lease_expires_at", UTCDateTime),
+    Column("worker_id", String(200)),
+    Column("last_error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime),
+    Index("ix_webhooks_due", "state", "next_at"),
+)
+
+files = Table(
+    "files",
+    metadata,
+    Column("key", String(400), primary_key=True),
+    Column("job_id", String(36), nullable=False),
+    Column("expires_at", UTCDateTime),
+    Index("ix_files_expiry", "expires_at"),
+)
