@@ -1,0 +1,265 @@
+"""The worker: claim a job, render it with the engine, store the MP4, complete the job; repeat.
+
+The model is loaded once and kept warm. Each claimed job runs under a lease renewed by a heartbeat thread;
+its ``attempt`` fences every write, so a worker that lost its lease cannot overwrite the result of the one
+that took over. Cancel and shutdown are cooperative: the engine asks ``ctx.should_stop()`` between steps.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from framecast.config import Settings
+from framecast.engine.base import Engine, RenderResult
+from framecast.errors import FramecastError, InputError, ModelUnavailableError, RenderStopped
+from framecast.jobs.models import Job
+from framecast.jobs.store import (
+    CANCELLED_MESSAGE,
+    CANCELLED_STATUS,
+    CANCELLED_TYPE,
+    TIMEOUT_MESSAGE,
+    TIMEOUT_STATUS,
+    TIMEOUT_TYPE,
+    JobStore,
+    utcnow,
+)
+from framecast.schema import File, TextToVideoInput, TextToVideoOutput
+from framecast.storage import Storage, new_output_key, open_storage
+
+__all__ = ["JobContext", "Worker", "run_worker"]
+
+logger = logging.getLogger(__name__)
+
+EngineFactory = Callable[[Settings], Engine]
+
+
+class JobContext:
+    """The engine's ``RenderContext`` for one claimed job: logs go to the job, stop reasons from the store.
+
+    ``should_stop`` answers ``"lease_lost"`` (another worker owns the job now), ``"cancelled"`` (the user
+    asked) or ``"shutdown"`` (this worker is stopping); a started job has no deadline, so never
+    ``"request_timeout"``.
+    """
+
+    def __init__(self, store: JobStore, job: Job, stop: threading.Event) -> None:
+        self.store = store
+        self.job = job
+        self.stop = stop
+        self.lease_lost = threading.Event()
+
+    def log(self, message: str, level: str = "INFO") -> None:
+        self.store.append_log(self.job.id, message, level)
+
+    def progress(self, step: int, total: int) -> None:
+        # The one place step lines are written: engines report progress here and do not log steps themselves.
+        self.store.append_log(self.job.id, f"step {step}/{total}")
+
+    def should_stop(self) -> str | None:
+        if self.lease_lost.is_set():
+            return "lease_lost"
+        if self.store.cancel_requested(self.job.id, self.job.attempt):
+            return "cancelled"
+        if self.stop.is_set():
+            return "shutdown"
+        return None
+
+
+@contextmanager
+def heartbeat(store: JobStore, ctx: JobContext, lease_seconds: float, every: float) -> Iterator[None]:
+    """Renew the job's lease on a thread while the body runs; a refused renewal sets ``ctx.lease_lost``."""
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(every):
+            try:
+                if not store.heartbeat(ctx.job.id, ctx.job.attempt, lease_seconds):
+                    ctx.lease_lost.set()
+                    return
+            except Exception:  # a busy database must not kill the render; the lease has slack
+                logger.exception("heartbeat for %s failed", ctx.job.id)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{ctx.job.id[:8]}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+class Worker:
+    """One engine, one job at a time."""
+
+    def __init__(self, settings: Settings, store: JobStore, storage: Storage, engine: Engine) -> None:
+        self.settings = settings
+        self.store = store
+        self.storage = storage
+        self.engine = engine
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.work_dir = Path(settings.data_dir) / "work"
+        self._next_housekeeping = 0.0
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                worked = self.run_once(stop)
+            except Exception:  # the loop boundary: a database hiccup must not end the worker
+                logger.exception("worker loop error")
+                worked = False
+            if not worked:
+                stop.wait(self.settings.poll_seconds)
+
+    def run_once(self, stop: threading.Event | None = None) -> bool:
+        """Housekeeping when due, then claim and process one job; returns whether there was one."""
+        if time.monotonic() >= self._next_housekeeping:
+            self.housekeeping()
+            self._next_housekeeping = time.monotonic() + self.settings.heartbeat_seconds
+        job = self.store.claim(self.worker_id, self.settings.lease_seconds)
+        if job is None:
+            return False
+        self.process(job, stop or threading.Event())
+        return True
+
+    def housekeeping(self) -> None:
+        """Recover jobs of dead workers and delete output files past their expiry."""
+        reaped = self.store.reap()
+        if reaped:
+            logger.info("reaped %d job(s)", reaped)
+        for key in self.store.expired_files(utcnow()):
+            self.storage.delete(key)
+            self.store.forget_file(key)
+
+    def process(self, job: Job, stop: threading.Event) -> None:
+        """Run one claimed job to its end; every exception becomes the job's error."""
+        logger.info("job %s: attempt %d", job.id, job.attempt)
+        ctx = JobContext(self.store, job, stop)
+        try:
+            key, output = self._render_and_store(job, ctx)
+        except RenderStopped as exc:
+            self._stopped(job, ctx, exc.reason)
+            return
+        except InputError as exc:
+            self._fail(job, ctx, str(exc), exc.error_type, 422)
+            return
+        except FramecastError as exc:
+            logger.exception("job %s failed", job.id)
+            self._fail(job, ctx, str(exc), exc.error_type, 500)
+            return
+        except Exception as exc:  # the job boundary
+            logger.exception("job %s failed", job.id)
+            self._fail(job, ctx, f"{type(exc).__name__}: {exc}", "internal_error", 500)
+            return
+        if not self.store.complete(job.id, job.attempt, output):
+            logger.warning("job %s: lease lost before completion; result discarded", job.id)
+            self.storage.delete(key)
+            self.store.forget_file(key)
+
+    def _render_and_store(self, job: Job, ctx: JobContext) -> tuple[str, dict[str, Any]]:
+        # 1. Check the input (the API validated it; a row written by an older release may not pass).
+        try:
+            request = TextToVideoInput.model_validate(job.input or {})
+        except ValidationError as exc:
+            raise InputError(f"invalid input: {exc.errors()[0]['msg']}") from exc
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        out_path = self.work_dir / f"{job.id}-a{job.attempt}.mp4"
+        try:
+            # 2. Render under a heartbeat; the engine polls ctx.should_stop() between steps.
+            with heartbeat(self.store, ctx, self.settings.lease_seconds, self.settings.heartbeat_seconds):
+                result = self.engine.render(request, ctx, out_path)
+            if ctx.lease_lost.is_set():
+                raise RenderStopped("lease_lost")
+            # 3. Store the file, with its expiry (X-Fal-Object-Lifecycle-Preference).
+            key = new_output_key(job.id, job.attempt)
+            size = self.storage.put(key, result.path, "video/mp4")
+            expires = None
+            if job.file_ttl_seconds is not None:
+                expires = utcnow() + timedelta(seconds=job.file_ttl_seconds)
+            self.store.record_file(job.id, key, expires)
+        finally:
+            out_path.unlink(missing_ok=True)
+        # 4. The output, checked against the endpoint's contract.
+        base_url = job.base_url or self.settings.public_url
+        return key, self._output(result, self.storage.url(key, base_url), key, size)
+
+    def _output(self, result: RenderResult, url: str, key: str, size: int) -> dict[str, Any]:
+        video = File(url=url, content_type="video/mp4", file_name=key.rsplit("/", 1)[-1], file_size=size)
+        output = TextToVideoOutput(video=video, seed=result.seed, prompt=result.prompt, shots=result.shots)
+        return output.model_dump(mode="json", exclude_none=True)
+
+    def _stopped(self, job: Job, ctx: JobContext, reason: str) -> None:
+        if reason == "cancelled":
+            if self.store.fail(job.id, job.attempt, CANCELLED_MESSAGE, CANCELLED_TYPE, CANCELLED_STATUS):
+                ctx.log("Cancelled by the user.", "WARN")
+        elif reason == "request_timeout":
+            self._fail(job, ctx, TIMEOUT_MESSAGE, TIMEOUT_TYPE, TIMEOUT_STATUS)
+        elif reason == "shutdown":
+            self.store.release(job.id, job.attempt)
+        else:
+            logger.warning("job %s: attempt %d stopped (%s)", job.id, job.attempt, reason)
+
+    def _fail(self, job: Job, ctx: JobContext, error: str, error_type: str, status: int) -> None:
+        if self.store.fail(job.id, job.attempt, error, error_type, status):
+            ctx.log(f"Failed: {error}", "ERROR")
+
+
+def _default_engine(settings: Settings) -> Engine:
+    from framecast.engine import create_engine  # torch and diffusers load here, never in the API process
+
+    return create_engine(settings)
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    for sig in previous:
+        signal.signal(sig, lambda _signum, _frame: stop.set())
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run_worker(
+    settings: Settings,
+    engine_factory: EngineFactory | None = None,
+    stop: threading.Event | None = None,
+) -> None:
+    """Serve jobs until ``stop`` is set or SIGTERM/SIGINT arrives; a running job is put back in the queue.
+
+    Exits the process (``SystemExit(1)``) with one log line when the model's weights are not available.
+    """
+    stop = stop or threading.Event()
+    # 1. Open the queue and the file store.
+    store = JobStore.open(settings.database_url, max_attempts=settings.max_attempts)
+    try:
+        storage = open_storage(settings.storage_url)
+        # 2. Load the model once; it stays warm for every job.
+        engine = (engine_factory or _default_engine)(settings)
+        try:
+            engine.load()
+        except ModelUnavailableError as exc:
+            logger.error("%s", exc)
+            raise SystemExit(1) from None
+        logger.info("worker ready: engine %s", getattr(engine, "name", type(engine).__name__))
+        # 3. Drain the queue.
+        with _stop_on_signals(stop):
+            Worker(settings, store, storage, engine).run(stop)
+    finally:
+        store.close()
