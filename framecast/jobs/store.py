@@ -76,7 +76,11 @@ class JobStore:
     @classmethod
     def open(cls, database_url: str, *, max_attempts: int = 3) -> JobStore:
         engine = _create_engine(database_url)
-        migrate(engine)
+        try:
+            migrate(engine)
+        except BaseException:
+            engine.dispose()
+            raise
         return cls(engine, max_attempts=max_attempts)
 
     def close(self) -> None:

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert, inspect, select, update
+
+from framecast.errors import ConfigError
+from framecast.jobs import JobStatus, JobStore
+from framecast.jobs.migrations import LATEST, migrate
+from framecast.jobs.store import _create_engine, utcnow
+from framecast.jobs.tables import jobs, metadata, schema_version
+
+
+def make_v1_database(path: Path) -> str:
+    """A database as release 1 left it, with one queued job that has a webhook."""
+    url = f"sqlite:///{path}"
+    engine = _create_engine(url)
+    assert migrate(engine, target=1) == 1
+    with engine.begin() as conn:
+        conn.execute(
+            insert(jobs).values(
+                id="00000000-0000-4000-8000-000000000001",
+                endpoint="fal-ai/pixverse/v5.5/text-to-video",
+                owner="",
+                status="IN_QUEUE",
+                priority=0,
+                input={"prompt": "old"},
+                attempt=0,
+                cancel_requested=False,
+                webhook_url="http://127.0.0.1:9/hook",
+                store_io=True,
+                base_url="",
+                created_at=utcnow(),
+            )
+        )
+    assert "webhooks" not in inspect(engine).get_table_names()
+    engine.dispose()
+    return url
+
+
+def test_opening_a_v1_database_upgrades_it_and_keeps_its_jobs(tmp_path: Path) -> None:
+    url = make_v1_database(tmp_path / "v1.db")
+
+    store = JobStore.open(url)
+    try:
+        job = store.claim("w", 30)
+        assert job is not None and job.input == {"prompt": "old"}
+        assert store.complete(job.id, job.attempt, {"video": "x"})  # writes the v2 webhook outbox
+        assert store.get(job.id).status is JobStatus.COMPLETED  # type: ignore[union-attr]
+        assert store.claim_webhook("d", 30) is not None
+        with store._engine.connect() as conn:
+            assert conn.execute(select(schema_version.c.version)).scalars().all() == [LATEST]
+    finally:
+        store.close()
+
+
+def test_the_migrated_schema_is_the_one_the_store_queries(tmp_path: Path) -> None:
+    engine = _create_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+    migrate(engine)
+    inspector = inspect(engine)
+
+    for table in metadata.sorted_tables:
+        assert {c["name"] for c in inspector.get_columns(table.name)} == set(table.columns.keys()), table.name
+        assert {i["name"] for i in inspector.get_indexes(table.name)} >= {i.name for i in table.indexes}
+    engine.dispose()
+
+
+def test_reopening_an_up_to_date_database_changes_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    JobStore.open(url).close()
+    store = JobStore.open(url)
+    try:
+        with store._engine.connect() as conn:
+            assert conn.execute(select(schema_version.c.version)).scalars().all() == [LATEST]
+    finally:
+        store.close()
+
+
+def test_a_database_from_a_newer_release_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'future.db'}"
+    JobStore.open(url).close()
+    engine = _create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(update(schema_version).values(version=LATEST + 1))
+    engine.dispose()
+
+    with pytest.raises(ConfigError, match="newer than this release"):
+        JobStore.open(url)
