@@ -1,0 +1,135 @@
+"""``create_app(settings)``: the whole HTTP API assembled from explicit parts, no globals.
+
+Importing this module loads no model code: the API process starts fast and runs on machines without a GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from framecast.api import files, meta, queue, sync
+from framecast.api.auth import KeyChecker
+from framecast.api.errors import install_error_handlers
+from framecast.api.middleware import BodyLimit, RequestBoundary
+from framecast.api.proxy import PROXY_PATH, FalProxy
+from framecast.api.service import RequestService
+from framecast.config import Settings
+from framecast.jobs.store import JobStore
+from framecast.schema import ENDPOINT_ID, TextToVideoInput
+from framecast.storage import Storage, open_storage
+from framecast.webhooks import WebhookDispatcher
+
+logger = logging.getLogger(__name__)
+
+HOUSEKEEPING_SECONDS = 1.0
+
+
+def create_app(settings: Settings, store: JobStore | None = None, storage: Storage | None = None) -> FastAPI:
+    # 1. Collaborators: the ones passed in belong to the caller, the ones opened here to the app.
+    owns_store = store is None
+    store = store or JobStore.open(settings.database_url, max_attempts=settings.max_attempts)
+    storage = storage or open_storage(settings.storage_url)
+    webhooks = WebhookDispatcher(store, settings)
+
+    # 2. The app and its state.
+    app = FastAPI(
+        title="Framecast",
+        version="0.1.0",
+        summary=f"Self-hosted {ENDPOINT_ID}, speaking fal.ai's HTTP protocol",
+        lifespan=_lifespan(store, storage, webhooks, owns_store),
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.storage = storage
+    app.state.webhooks = webhooks
+    app.state.service = RequestService(store, settings.sync_timeout_seconds)
+    app.state.key_checker = KeyChecker(settings.api_keys)
+
+    # 3. Routes, errors, and the layers around them (the last added is the outermost).
+    for module in (sync, queue, files, meta):
+        app.include_router(module.router())
+    install_error_handlers(app)
+    app.add_middleware(FalProxy)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestBoundary)
+    app.openapi = _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _lifespan(
+    store: JobStore, storage: Storage, webhooks: WebhookDispatcher, owns_store: bool
+) -> Callable[[FastAPI], Any]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        threads = [
+            threading.Thread(target=webhooks.run, args=(stop,), name="webhooks", daemon=True),
+            threading.Thread(
+                target=_housekeeping, args=(store, storage, stop), name="housekeeping", daemon=True
+            ),
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=10)
+            if owns_store:
+                store.close()
+
+    return lifespan
+
+
+def _housekeeping(store: JobStore, storage: Storage, stop: threading.Event) -> None:
+    """Ends requests past their X-Fal-Request-Timeout, recovers lost leases, deletes expired files."""
+    while not stop.wait(HOUSEKEEPING_SECONDS):
+        try:
+            store.reap()
+            for key in store.expired_files():
+                storage.delete(key)
+                store.forget_file(key)
+        except Exception:
+            logger.exception("housekeeping failed; retrying")
+
+
+def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """FastAPI's schema, plus what it cannot see: the input model (parsed by hand) and the proxy route."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        input_schema = TextToVideoInput.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(input_schema.pop("$defs", {}))
+        components["TextToVideoInput"] = input_schema
+        schema["paths"][PROXY_PATH] = {
+            method: {
+                "tags": ["proxy"],
+                "summary": "fal server proxy: runs the route named by the x-fal-target-url header",
+                "parameters": [
+                    {
+                        "name": "x-fal-target-url",
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {"400": {"description": "missing or unsupported target"}},
+            }
+            for method in ("get", "post", "put")
+        }
+        app.openapi_schema = schema
+        return schema
+
+    return openapi

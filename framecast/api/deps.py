@@ -1,0 +1,21 @@
+"""Request-scoped values the routers depend on, all read from ``app.state`` (built by ``create_app``)."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from framecast.api.auth import Principal
+from framecast.api.service import RequestService
+
+
+def service(request: Request) -> RequestService:
+    return request.app.state.service
+
+
+def principal(request: Request) -> Principal:
+    return request.app.state.key_checker(request.headers.get("authorization"))
+
+
+def base_url(request: Request) -> str:
+    """Where clients reach us: FRAMECAST_PUBLIC_URL, else the host this request was sent to."""
+    return request.app.state.settings.public_url or str(request.base_url).rstrip("/")

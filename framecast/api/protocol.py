@@ -1,0 +1,231 @@
+"""fal's wire shapes for the queue protocol, in the order ``spec/fal-protocol.md`` lists them.
+
+Everything a client parses lives here: request headers we honour, the URLs we hand out, status and error
+bodies.
+Routers and services build responses only through these functions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from framecast.api.errors import (
+    ERROR_TYPE_HEADER,
+    REQUEST_TIMEOUT_TYPE_HEADER,
+    RequestInvalid,
+    UnsupportedMedia,
+    pydantic_errors,
+)
+from framecast.jobs.models import Job, JobStatus, LogEntry, Priority
+from framecast.schema import APP_ID, ENDPOINT_ID, TextToVideoInput
+
+# Paths. fal addresses a queued request by app (owner/alias); the full endpoint path is accepted too.
+QUEUE_PREFIX = "/queue"
+SYNC_PATH = f"/{ENDPOINT_ID}"
+SUBMIT_PATH = f"{QUEUE_PREFIX}/{ENDPOINT_ID}"
+REQUESTS_PREFIXES = (f"{QUEUE_PREFIX}/{APP_ID}/requests", f"{QUEUE_PREFIX}/{ENDPOINT_ID}/requests")
+
+# Headers.
+REQUEST_ID_HEADER = "x-fal-request-id"
+PRIORITY_HEADER = "x-fal-queue-priority"
+REQUEST_TIMEOUT_HEADER = "x-fal-request-timeout"
+STORE_IO_HEADER = "x-fal-store-io"
+LIFECYCLE_HEADER = "x-fal-object-lifecycle-preference"
+TARGET_URL_HEADER = "x-fal-target-url"
+__all__ = ["ERROR_TYPE_HEADER", "REQUEST_TIMEOUT_TYPE_HEADER"]  # re-exported: errors.py owns them
+
+TRUE_WORDS = ("1", "true")
+FALSE_WORDS = ("0", "false")
+
+
+@dataclass(frozen=True)
+class SubmitOptions:
+    """What a submit's headers and query ask of the queue, already checked."""
+
+    priority: Priority = Priority.normal
+    start_timeout_seconds: float | None = None
+    store_io: bool = True
+    file_ttl_seconds: int | None = None
+    webhook_url: str | None = None
+
+
+def _header_error(header: str, value: str, msg: str) -> RequestInvalid:
+    return RequestInvalid([{"type": "value_error", "loc": ["header", header], "msg": msg, "input": value}])
+
+
+def _priority(value: str | None) -> Priority:
+    if value is None:
+        return Priority.normal
+    try:
+        return Priority[value.strip().lower()]
+    except KeyError:
+        raise _header_error(PRIORITY_HEADER, value, "Queue priority must be 'normal' or 'low'") from None
+
+
+def _start_timeout(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise _header_error(
+            REQUEST_TIMEOUT_HEADER, value, "Request timeout must be a positive number of seconds"
+        )
+    return seconds
+
+
+def _store_io(value: str | None) -> bool:
+    if value is None:
+        return True
+    word = value.strip().lower()
+    if word not in TRUE_WORDS + FALSE_WORDS:
+        raise _header_error(STORE_IO_HEADER, value, "Store IO must be '0' or '1'")
+    return word in TRUE_WORDS
+
+
+def _file_ttl(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        seconds = json.loads(value)["expiration_duration_seconds"]
+    except (ValueError, TypeError, KeyError):
+        seconds = None
+    if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds <= 0:
+        raise _header_error(
+            LIFECYCLE_HEADER, value, 'Expected JSON {"expiration_duration_seconds": <positive integer>}'
+        )
+    return seconds
+
+
+def _webhook_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not value.startswith(("http://", "https://")) or len(value) > 2048:
+        raise RequestInvalid(
+            [
+                {
+                    "type": "url_scheme",
+                    "loc": ["query", "fal_webhook"],
+                    "msg": "Webhook must be an http(s) URL",
+                    "input": value,
+                }
+            ]
+        )
+    return value
+
+
+def submit_options(headers: Any, fal_webhook: str | None) -> SubmitOptions:
+    """Read the fal request headers (a case-insensitive mapping) and the webhook query parameter."""
+    return SubmitOptions(
+        priority=_priority(headers.get(PRIORITY_HEADER)),
+        start_timeout_seconds=_start_timeout(headers.get(REQUEST_TIMEOUT_HEADER)),
+        store_io=_store_io(headers.get(STORE_IO_HEADER)),
+        file_ttl_seconds=_file_ttl(headers.get(LIFECYCLE_HEADER)),
+        webhook_url=_webhook_url(fal_webhook),
+    )
+
+
+def logs_flag(value: str | None) -> bool:
+    """``logs`` arrives as ``1``/``0`` (JS client) or ``true``/``false`` (Python client)."""
+    if value is None:
+        return False
+    word = value.strip().lower()
+    if word not in TRUE_WORDS + FALSE_WORDS:
+        raise RequestInvalid(
+            [
+                {
+                    "type": "bool_parsing",
+                    "loc": ["query", "logs"],
+                    "msg": "Input should be 1, 0, true or false",
+                    "input": value,
+                }
+            ]
+        )
+    return word in TRUE_WORDS
+
+
+def parse_input(body: bytes, content_type: str | None) -> TextToVideoInput:
+    """The request body as the endpoint's input; every failure is a 4xx in FastAPI's shape."""
+    media_type = (content_type or "application/json").split(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMedia(f"Content-Type must be application/json, got {media_type!r}")
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise RequestInvalid(
+            [
+                {
+                    "type": "json_invalid",
+                    "loc": ["body", getattr(exc, "pos", 0)],
+                    "msg": "JSON decode error",
+                    "input": {},
+                    "ctx": {"error": getattr(exc, "msg", str(exc))},
+                }
+            ]
+        ) from None
+    try:
+        return TextToVideoInput.model_validate(data)
+    except ValidationError as exc:
+        raise RequestInvalid(pydantic_errors(exc.errors(include_url=False), "body")) from None
+
+
+# URLs handed out.
+def request_urls(base_url: str, request_id: str) -> dict[str, str]:
+    response_url = f"{base_url}{QUEUE_PREFIX}/{APP_ID}/requests/{request_id}"
+    return {
+        "response_url": response_url,
+        "status_url": f"{response_url}/status",
+        "cancel_url": f"{response_url}/cancel",
+    }
+
+
+# Bodies.
+def submit_body(job: Job, queue_position: int, base_url: str) -> dict[str, Any]:
+    return {
+        "status": JobStatus.IN_QUEUE.value,
+        "request_id": job.id,
+        **request_urls(base_url, job.id),
+        "queue_position": queue_position,
+    }
+
+
+def status_body(
+    job: Job, queue_position: int | None, logs: list[LogEntry] | None, base_url: str
+) -> dict[str, Any]:
+    """One status object. ``logs`` is ``None`` when the caller did not ask for logs."""
+    body: dict[str, Any] = {
+        "status": job.status.value,
+        "request_id": job.id,
+        **request_urls(base_url, job.id),
+    }
+    if job.status is JobStatus.IN_QUEUE:
+        body["queue_position"] = queue_position if queue_position is not None else 0
+        return body
+    body["logs"] = None if logs is None else [entry.to_fal() for entry in logs]
+    if job.status is JobStatus.COMPLETED:
+        inference_time = job.inference_time
+        body["metrics"] = {} if inference_time is None else {"inference_time": inference_time}
+        if job.failed:
+            body["error"] = job.error
+            body["error_type"] = job.error_type
+    return body
+
+
+def status_code_of(job: Job) -> int:
+    return 200 if job.status is JobStatus.COMPLETED else 202
+
+
+def error_body(detail: Any, error_type: str | None) -> dict[str, Any]:
+    """fal's infrastructure error shape: ``{"detail": ..., "error_type": ...}``."""
+    return {"detail": detail, "error_type": error_type}
+
+
+def cancel_body(outcome: str) -> dict[str, str]:
+    return {"status": outcome}

@@ -1,0 +1,157 @@
+"""Queue routes: submit, status, status stream, result, cancel. Thin: parse, call the service, shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from framecast.api import deps, protocol
+from framecast.api.auth import Principal
+from framecast.api.errors import error_response
+from framecast.api.middleware import set_request_id
+from framecast.api.service import RequestService
+from framecast.api.stream import status_events
+from framecast.jobs.models import CancelOutcome
+from framecast.schema import TextToVideoOutput
+
+INPUT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TextToVideoInput"}}},
+    }
+}
+_STATUS_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"description": "COMPLETED (a failed job carries error and error_type)"},
+    202: {"description": "IN_QUEUE (with queue_position) or IN_PROGRESS"},
+}
+_CANCEL_DOC: dict[int | str, dict[str, Any]] = {
+    202: {"description": '{"status": "CANCELLATION_REQUESTED"}'},
+    400: {"description": '{"status": "ALREADY_COMPLETED"}'},
+    404: {"description": '{"status": "NOT_FOUND"}'},
+}
+_CANCEL_CODES = {
+    CancelOutcome.CANCELLATION_REQUESTED: 202,
+    CancelOutcome.ALREADY_COMPLETED: 400,
+    CancelOutcome.NOT_FOUND: 404,
+}
+
+
+async def submit(
+    request: Request,
+    fal_webhook: str | None = Query(None, description="URL to POST the outcome to when the request ends"),
+    service: RequestService = Depends(deps.service),
+    principal: Principal = Depends(deps.principal),
+    base_url: str = Depends(deps.base_url),
+) -> JSONResponse:
+    options = protocol.submit_options(request.headers, fal_webhook)
+    body = protocol.parse_input(await request.body(), request.headers.get("content-type"))
+    job, position = await run_in_threadpool(service.submit, body, options, principal, base_url)
+    set_request_id(request, job.id)
+    return JSONResponse(protocol.submit_body(job, position, base_url))
+
+
+def status(
+    request_id: str,
+    request: Request,
+    logs: str | None = Query(None, description="1/true to include the logs, 0/false (default) not"),
+    service: RequestService = Depends(deps.service),
+    principal: Principal = Depends(deps.principal),
+    base_url: str = Depends(deps.base_url),
+) -> JSONResponse:
+    with_logs = protocol.logs_flag(logs)
+    job, position, entries = service.status(request_id, principal, with_logs)
+    set_request_id(request, job.id)
+    body = protocol.status_body(job, position, entries, base_url)
+    return JSONResponse(body, protocol.status_code_of(job))
+
+
+def status_stream(
+    request_id: str,
+    request: Request,
+    logs: str | None = Query(None, description="1/true to include the logs, 0/false (default) not"),
+    service: RequestService = Depends(deps.service),
+    principal: Principal = Depends(deps.principal),
+    base_url: str = Depends(deps.base_url),
+) -> StreamingResponse:
+    with_logs = protocol.logs_flag(logs)
+    job = service.get(request_id, principal)
+    set_request_id(request, job.id)
+    return StreamingResponse(
+        status_events(service, job.id, with_logs, base_url),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )
+
+
+def result(
+    request_id: str,
+    request: Request,
+    service: RequestService = Depends(deps.service),
+    principal: Principal = Depends(deps.principal),
+) -> Response:
+    job = service.finished(request_id, principal)
+    set_request_id(request, job.id)
+    if job.failed:
+        return error_response(service.error_status(job, sync=False), job.error, job.error_type)
+    return JSONResponse(service.output(job))
+
+
+def cancel(
+    request_id: str,
+    request: Request,
+    service: RequestService = Depends(deps.service),
+    principal: Principal = Depends(deps.principal),
+) -> JSONResponse:
+    outcome = service.cancel(request_id, principal)
+    if outcome is not CancelOutcome.NOT_FOUND:
+        set_request_id(request, request_id)
+    return JSONResponse(protocol.cancel_body(outcome.value), _CANCEL_CODES[outcome])
+
+
+def router() -> APIRouter:
+    """Submit at the endpoint path; the requests/ routes under the app path and the full endpoint path."""
+    api = APIRouter(tags=["queue"])
+    api.add_api_route(
+        protocol.SUBMIT_PATH,
+        submit,
+        methods=["POST"],
+        summary="Submit a request to the queue",
+        openapi_extra=INPUT_BODY,
+    )
+    for index, prefix in enumerate(protocol.REQUESTS_PREFIXES):
+        doc = index == 0  # the full-path aliases work but are not listed twice
+        api.add_api_route(
+            f"{prefix}/{{request_id}}/status",
+            status,
+            methods=["GET"],
+            summary="Request status",
+            responses=_STATUS_DOC,
+            include_in_schema=doc,
+        )
+        api.add_api_route(
+            f"{prefix}/{{request_id}}/status/stream",
+            status_stream,
+            methods=["GET"],
+            summary="Request status as Server-Sent Events",
+            include_in_schema=doc,
+        )
+        api.add_api_route(
+            f"{prefix}/{{request_id}}",
+            result,
+            methods=["GET"],
+            summary="Request result",
+            responses={200: {"model": TextToVideoOutput}},
+            include_in_schema=doc,
+        )
+        api.add_api_route(
+            f"{prefix}/{{request_id}}/cancel",
+            cancel,
+            methods=["PUT"],
+            summary="Cancel a request",
+            responses=_CANCEL_DOC,
+            include_in_schema=doc,
+        )
+    return api

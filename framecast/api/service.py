@@ -1,0 +1,141 @@
+"""The queue as the API sees it: submit, look up, wait, cancel and deliver, each checked against the caller.
+
+Synchronous methods run on the thread pool (the store is blocking SQLAlchemy); ``wait`` is the one coroutine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from framecast.api.auth import Principal
+from framecast.api.errors import RequestNotFinished, RequestTimedOut, ResultGone
+from framecast.api.protocol import SubmitOptions
+from framecast.errors import NotFoundError
+from framecast.jobs.models import CancelOutcome, Job, JobStatus, LogEntry, NewJob
+from framecast.jobs.store import JobStore
+from framecast.schema import ENDPOINT_ID, TextToVideoInput
+
+WAIT_MIN_SECONDS = 0.05
+WAIT_MAX_SECONDS = 0.5
+# What the sync route may answer for a failed job. The JS client retries 429/502/503/504 on the sync call,
+# which would submit the same generation again; a job that already ran and failed is reported as 500 instead.
+_SYNC_RETRIED = frozenset({429, 502, 503, 504})
+
+
+def _valid_id(request_id: str) -> bool:
+    try:
+        return str(uuid.UUID(request_id)) == request_id.lower()
+    except ValueError:
+        return False
+
+
+class RequestService:
+    """Every read and write of a request made through the API."""
+
+    def __init__(self, store: JobStore, sync_timeout_seconds: float) -> None:
+        self.store = store
+        self.sync_timeout_seconds = sync_timeout_seconds
+
+    # 1. Submit.
+    def submit(
+        self, request: TextToVideoInput, options: SubmitOptions, principal: Principal, base_url: str
+    ) -> tuple[Job, int]:
+        job = self.store.enqueue(
+            NewJob(
+                endpoint=ENDPOINT_ID,
+                input=request.model_dump(mode="json"),
+                owner=principal.owner,
+                priority=options.priority,
+                webhook_url=options.webhook_url,
+                start_timeout_seconds=options.start_timeout_seconds,
+                store_io=options.store_io,
+                file_ttl_seconds=options.file_ttl_seconds,
+                base_url=base_url,
+            )
+        )
+        return job, self.store.queue_position(job.id) or 0
+
+    # 2. Look up.
+    def get(self, request_id: str, principal: Principal) -> Job:
+        job = self.store.get(request_id) if _valid_id(request_id) else None
+        if job is None:
+            raise NotFoundError(f"Request {request_id} not found")
+        principal.check_owns(job)
+        return job
+
+    def snapshot(self, job_id: str) -> tuple[Job, int | None]:
+        """The job and, while it is queued, its queue position (read consistently enough for a status)."""
+        job = self.store.get(job_id)
+        assert job is not None
+        if job.status is not JobStatus.IN_QUEUE:
+            return job, None
+        position = self.store.queue_position(job_id)
+        if position is None:  # claimed or cancelled between the two reads
+            return self.snapshot(job_id)
+        return job, position
+
+    def status(
+        self, request_id: str, principal: Principal, with_logs: bool
+    ) -> tuple[Job, int | None, list[LogEntry] | None]:
+        self.get(request_id, principal)
+        job, position = self.snapshot(request_id)
+        return job, position, self.store.logs(job.id) if with_logs else None
+
+    def finished(self, request_id: str, principal: Principal) -> Job:
+        job = self.get(request_id, principal)
+        if job.status is not JobStatus.COMPLETED:
+            raise RequestNotFinished("Request is still in progress")
+        return job
+
+    # 3. Deliver.
+    def output(self, job: Job) -> dict[str, Any]:
+        """The finished job's output; then drops the payloads if the caller asked not to store them."""
+        if job.output is None:
+            raise ResultGone("The result was delivered once and not stored (X-Fal-Store-IO: 0)")
+        if not job.store_io:
+            self.store.forget_payloads(job.id)
+        return job.output
+
+    @staticmethod
+    def error_status(job: Job, sync: bool) -> int:
+        status = job.error_status or 500
+        if sync and status in _SYNC_RETRIED and job.error_type != RequestTimedOut.error_type:
+            return 500
+        return status
+
+    # 4. Cancel.
+    def cancel(self, request_id: str, principal: Principal) -> CancelOutcome:
+        try:
+            self.get(request_id, principal)
+        except NotFoundError:
+            return CancelOutcome.NOT_FOUND
+        return self.store.cancel(request_id)
+
+    # 5. Wait (the sync route).
+    async def wait(self, job_id: str, disconnected: Callable[[], Awaitable[bool]]) -> Job | None:
+        """Poll until the job completes; ``None`` if the caller hung up. Hanging up or waiting past the sync
+        limit cancels the job, so an abandoned sync call does not keep a GPU busy."""
+        deadline = time.monotonic() + self.sync_timeout_seconds
+        delay = WAIT_MIN_SECONDS
+        while True:
+            job = await run_in_threadpool(self.store.get, job_id)
+            assert job is not None
+            if job.status is JobStatus.COMPLETED:
+                return job
+            if await disconnected():
+                await run_in_threadpool(self.store.cancel, job_id)
+                return None
+            if time.monotonic() > deadline:
+                await run_in_threadpool(self.store.cancel, job_id)
+                limit = f"{self.sync_timeout_seconds:g}"
+                raise RequestTimedOut(
+                    f"The request did not finish within {limit} s; use the queue for long jobs"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, WAIT_MAX_SECONDS)
