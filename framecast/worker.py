@@ -59,13 +59,14 @@ class JobContext:
         self.job = job
         self.stop = stop
         self.lease_lost = threading.Event()
+        self.step, self.total = 0, 0
 
     def log(self, message: str, level: str = "INFO") -> None:
         self.store.append_log(self.job.id, message, level)
 
     def progress(self, step: int, total: int) -> None:
-        # The one place step lines are written: engines report progress here and do not log steps themselves.
-        self.store.append_log(self.job.id, f"step {step}/{total}")
+        # Engines write their own "step i/N" log lines (ctx.log); logging here too would double them.
+        self.step, self.total = step, total
 
     def should_stop(self) -> str | None:
         if self.lease_lost.is_set():

@@ -1,0 +1,372 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import av
+import pytest
+
+from framecast.config import Settings
+from framecast.engine.base import RenderContext, RenderResult
+from framecast.engine.instant import InstantEngine
+from framecast.errors import InputError, ModelUnavailableError
+from framecast.jobs import Job, JobStatus, JobStore, NewJob
+from framecast.schema import TextToVideoInput, TextToVideoOutput
+from framecast.storage import LocalStorage, open_storage
+from framecast.worker import Worker, run_worker
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class FailingEngine(InstantEngine):
+    """Renders one step, then raises ``error``: a broken model or an unrenderable request."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(steps=1)
+        self.error = error
+
+    def render(self, request: TextToVideoInput, ctx: RenderContext, out_path: Path) -> RenderResult:
+        super().render(request, ctx, out_path)
+        raise self.error
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        public_url="http://testserver",
+        lease_seconds=5,
+        heartbeat_seconds=0.1,
+        poll_seconds=0.02,
+    ).resolved()
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[JobStore]:
+    store = JobStore.open(settings.database_url, max_attempts=settings.max_attempts)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def storage(settings: Settings) -> LocalStorage:
+    storage = open_storage(settings.storage_url)
+    assert isinstance(storage, LocalStorage)
+    return storage
+
+
+def submit(store: JobStore, prompt: str = "a red fox in the snow", **kwargs: object) -> Job:
+    body = {"prompt": prompt, "resolution": "360p", "seed": 42}
+    return store.enqueue(NewJob(endpoint="fal-ai/pixverse/v5.5/text-to-video", input=body, **kwargs))  # type: ignore[arg-type]
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.02)
+
+
+def finished(store: JobStore, job_id: str) -> Job:
+    wait_for(lambda: store.get(job_id).status is JobStatus.COMPLETED)  # type: ignore[union-attr]
+    return store.get(job_id)  # type: ignore[return-value]
+
+
+def has_log(store: JobStore, job_id: str, text: str) -> bool:
+    return any(text in entry.message for entry in store.logs(job_id))
+
+
+def stored_files(storage: LocalStorage) -> list[Path]:
+    return sorted(storage.root.rglob("*.mp4"))
+
+
+@pytest.fixture
+def running_worker(
+    settings: Settings, store: JobStore, storage: LocalStorage
+) -> Iterator[Callable[..., Worker]]:
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+
+    def start(engine: InstantEngine, worker_settings: Settings = settings) -> Worker:
+        worker = Worker(worker_settings, store, storage, engine)
+        thread = threading.Thread(target=worker.run, args=(stop,))
+        thread.start()
+        threads.append(thread)
+        return worker
+
+    yield start
+    stop.set()
+    for thread in threads:
+        thread.join()
+
+
+def test_a_queued_job_is_rendered_stored_and_completed_with_a_valid_output(
+    settings: Settings, store: JobStore, storage: LocalStorage
+) -> None:
+    job = submit(store)
+    worker = Worker(settings, store, storage, InstantEngine(steps=3))
+
+    assert worker.run_once()
+    assert not worker.run_once()  # nothing left
+
+    done = store.get(job.id)
+    assert done is not None and done.status is JobStatus.COMPLETED and done.error is None
+    output = TextToVideoOutput.model_validate(done.output)
+    assert output.seed == 42 and output.prompt == "a red fox in the snow"
+    assert output.video.content_type == "video/mp4"
+    key = output.video.url.removeprefix("http://testserver/files/")
+    assert output.video.file_name == f"{job.id}-a1.mp4" == key.split("/")[-1]
+    path = storage.local_path(key)
+    assert path is not None and path.stat().st_size == output.video.file_size
+    with av.open(str(path)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 5 * 8
+    steps = [e.message for e in store.logs(job.id) if e.message.startswith("step ")]
+    assert steps == [
+        "step 1/3",
+        "step 2/3",
+        "step 3/3",
+    ]  # once each: the engine logs them, the worker does not
+    assert list((settings.data_dir / "work").iterdir()) == []
+
+
+def test_the_request_base_url_is_used_for_the_video_url_when_known(
+    settings: Settings, store: JobStore, storage: LocalStorage
+) -> None:
+    job = submit(store, base_url="https://videos.example.com")
+
+    Worker(settings, store, storage, InstantEngine(steps=1)).run_once()
+
+    assert store.get(job.id).output["video"]["url"].startswith("https://videos.example.com/files/")  # type: ignore[index,union-attr]
+
+
+def test_cancel_of_a_running_job_stops_it_within_one_step(
+    store: JobStore, storage: LocalStorage, running_worker: Callable[..., Worker]
+) -> None:
+    job = submit(store)
+    running_worker(InstantEngine(steps=500, step_seconds=0.02))
+    wait_for(lambda: has_log(store, job.id, "step 3/500"))
+
+    store.cancel(job.id)
+
+    cancelled = finished(store, job.id)
+    assert (cancelled.error, cancelled.error_type, cancelled.error_status) == (
+        "Request cancelled by the user",
+        "request_cancelled",
+        400,
+    )
+    messages = [e.message for e in store.logs(job.id)]
+    after_cancel = messages[messages.index("Cancellation requested; stopping after the current step.") :]
+    assert sum(m.startswith("step ") for m in after_cancel) <= 1
+    assert stored_files(storage) == []
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (RuntimeError("CUDA out of memory"), ("RuntimeError: CUDA out of memory", "internal_error", 500)),
+        (
+            InputError("this prompt cannot be rendered"),
+            ("this prompt cannot be rendered", "invalid_input", 422),
+        ),
+        (ModelUnavailableError("weights went missing"), ("weights went missing", "model_unavailable", 500)),
+    ],
+)
+def test_an_exception_in_the_engine_becomes_the_job_error_with_its_type(
+    settings: Settings,
+    store: JobStore,
+    storage: LocalStorage,
+    error: Exception,
+    expected: tuple[str, str, int],
+) -> None:
+    job = submit(store)
+
+    Worker(settings, store, storage, FailingEngine(error)).run_once()
+
+    failed = store.get(job.id)
+    assert failed is not None and failed.status is JobStatus.COMPLETED
+    assert (failed.error, failed.error_type, failed.error_status) == expected
+    assert store.logs(job.id)[-1].level == "ERROR"
+
+
+def test_a_job_whose_input_does_not_validate_fails_with_422(
+    settings: Settings, store: JobStore, storage: LocalStorage
+) -> None:
+    job = store.enqueue(NewJob(endpoint="e", input={"prompt": "   "}))
+
+    Worker(settings, store, storage, InstantEngine(steps=1)).run_once()
+
+    failed = store.get(job.id)
+    assert failed is not None and (failed.error_type, failed.error_status) == ("invalid_input", 422)
+
+
+def test_an_output_file_with_a_lifecycle_preference_is_deleted_once_expired(
+    settings: Settings, store: JobStore, storage: LocalStorage
+) -> None:
+    expiring, kept = submit(store, file_ttl_seconds=0), submit(store)
+    worker = Worker(settings, store, storage, InstantEngine(steps=1))
+    worker.run_once()
+    worker.run_once()
+    assert len(stored_files(storage)) == 2
+
+    worker.housekeeping()
+
+    (left,) = stored_files(storage)
+    assert left.name == f"{kept.id}-a1.mp4"
+    assert store.expired_files() == []
+    assert store.get(expiring.id).status is JobStatus.COMPLETED  # type: ignore[union-attr]
+
+
+def test_a_worker_that_lost_its_lease_stops_and_cannot_write_a_result(
+    settings: Settings, store: JobStore, storage: LocalStorage, running_worker: Callable[..., Worker]
+) -> None:
+    job = submit(store)
+    running_worker(InstantEngine(steps=500, step_seconds=0.02))
+    wait_for(lambda: has_log(store, job.id, "step 2/500"))
+
+    # The worker stalls past its lease (simulated), the reaper requeues the job, another worker claims it.
+    def take_over() -> bool:
+        store.heartbeat(job.id, 1, -1.0)
+        return store.reap() == 1
+
+    wait_for(take_over)
+    thief = store.claim("another-worker", 60)
+    assert thief is not None and thief.attempt == 2
+
+    time.sleep(0.5)  # several heartbeats: the first worker must have noticed and stopped by now
+    steps_seen = len([e for e in store.logs(job.id) if e.message.startswith("step ")])
+    time.sleep(0.2)
+    assert len([e for e in store.logs(job.id) if e.message.startswith("step ")]) == steps_seen
+    current = store.get(job.id)
+    assert current is not None
+    assert (current.status, current.attempt, current.worker_id) == (
+        JobStatus.IN_PROGRESS,
+        2,
+        "another-worker",
+    )
+    assert stored_files(storage) == []
+
+
+def test_run_worker_serves_jobs_until_its_stop_event_is_set(settings: Settings, store: JobStore) -> None:
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=run_worker,
+        args=(settings,),
+        kwargs={"engine_factory": lambda s: InstantEngine(steps=2), "stop": stop},
+    )
+    thread.start()
+    try:
+        jobs = [submit(store, f"clip {i}") for i in range(3)]
+        for job in jobs:
+            assert finished(store, job.id).error is None
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    assert not thread.is_alive()
+
+
+def test_stopping_a_worker_mid_render_puts_the_job_back_in_the_queue(
+    settings: Settings, store: JobStore
+) -> None:
+    stop = threading.Event()
+    engine = InstantEngine(steps=500, step_seconds=0.02)
+    thread = threading.Thread(
+        target=run_worker, args=(settings,), kwargs={"engine_factory": lambda s: engine, "stop": stop}
+    )
+    thread.start()
+    job = submit(store)
+    wait_for(lambda: has_log(store, job.id, "step 2/500"))
+
+    stop.set()
+    thread.join(timeout=5)
+
+    assert not thread.is_alive()
+    requeued = store.get(job.id)
+    assert requeued is not None and requeued.status is JobStatus.IN_QUEUE
+    assert store.queue_position(job.id) == 0
+
+
+class MissingWeightsEngine(InstantEngine):
+    def load(self) -> None:
+        raise ModelUnavailableError("the weights of tiny-wan are not in /models; run `framecast models pull`")
+
+
+def test_missing_model_weights_stop_the_worker_with_one_sentence_and_a_non_zero_exit(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run_worker(settings, engine_factory=lambda s: MissingWeightsEngine())
+
+    assert exit_info.value.code == 1
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        "the weights of tiny-wan are not in /models; run `framecast models pull`"
+    ]
+
+
+WORKER_PROCESS = """
+import logging, sys
+from framecast.config import Settings
+from framecast.engine.instant import InstantEngine
+from framecast.worker import run_worker
+logging.basicConfig(level=logging.INFO)
+steps, step_seconds = int(sys.argv[1]), float(sys.argv[2])
+engine = InstantEngine(steps=steps, step_seconds=step_seconds)
+run_worker(Settings.from_env(), engine_factory=lambda settings: engine)
+"""
+
+
+def start_worker_process(data_dir: Path, steps: int, step_seconds: float) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "FRAMECAST_DATA_DIR": str(data_dir),
+        "FRAMECAST_LEASE_SECONDS": "1",
+        "FRAMECAST_HEARTBEAT_SECONDS": "0.2",
+        "FRAMECAST_POLL_SECONDS": "0.05",
+    }
+    log = (data_dir / f"worker-{time.monotonic_ns()}.log").open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-c", WORKER_PROCESS, str(steps), str(step_seconds)],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def test_a_worker_killed_mid_render_loses_nothing_and_the_job_completes_exactly_once(
+    settings: Settings, store: JobStore, storage: LocalStorage
+) -> None:
+    victim = submit(store, "the job being rendered", webhook_url="http://127.0.0.1:9/hook")
+    others = [submit(store, f"queued {i}") for i in range(3)]
+    first = start_worker_process(settings.data_dir, steps=200, step_seconds=0.05)
+    try:
+        wait_for(lambda: has_log(store, victim.id, "step 3/200"), timeout=30)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    assert store.get(victim.id).status is JobStatus.IN_PROGRESS  # type: ignore[union-attr]
+
+    second = start_worker_process(settings.data_dir, steps=2, step_seconds=0.0)
+    try:
+        results = [finished(store, job.id) for job in (victim, *others)]
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=10) == 0  # a graceful stop
+
+    assert all(job.error is None for job in results)
+    assert [job.attempt for job in results] == [2, 1, 1, 1]
+    assert sorted(f.name for f in stored_files(storage)) == sorted(
+        f"{job.id}-a{job.attempt}.mp4" for job in results
+    )
+    messages = [e.message for e in store.logs(victim.id)]
+    assert sum("back in the queue" in m for m in messages) == 1
+    delivery = store.claim_webhook("check", 30)
+    assert delivery is not None and delivery.job.id == victim.id
+    assert store.claim_webhook("check", 30) is None  # one result, one webhook
