@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -9,6 +12,22 @@ from pathlib import Path
 
 from framecast.jobs import CancelOutcome, JobStatus, JobStore, NewJob, Priority
 from framecast.jobs.store import utcnow
+
+REPO = Path(__file__).resolve().parents[2]
+
+CLAIMER = """
+import sys, time
+from pathlib import Path
+from framecast.jobs import JobStore
+url, name, folder = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+store = JobStore.open(url)
+(folder / name).touch()
+while not (folder / "go").exists():
+    time.sleep(0.005)
+while (job := store.claim(name, 30)) is not None:
+    print(job.id, flush=True)
+    time.sleep(0.002)  # a moment of work, so both processes keep contending
+"""
 
 
 def new_job(prompt: str = "a fox", **kwargs: object) -> NewJob:
@@ -82,6 +101,35 @@ def test_two_threads_claiming_at_once_never_take_the_same_job(store: JobStore) -
     for t in threads:
         t.join()
 
+    everything = [job_id for mine in claimed for job_id in mine]
+    assert len(everything) == len(set(everything)) == len(ids)
+    assert set(everything) == ids
+
+
+def test_two_processes_claiming_at_once_never_take_the_same_job(
+    store: JobStore, database_url: str, tmp_path: Path
+) -> None:
+    ids = {store.enqueue(new_job(str(i))).id for i in range(60)}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    names = ["claimer-a", "claimer-b"]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CLAIMER, database_url, name, str(tmp_path)],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for name in names
+    ]
+    deadline = time.monotonic() + 30
+    while not all((tmp_path / name).exists() for name in names) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (tmp_path / "go").touch()
+
+    claimed = [proc.communicate(timeout=30)[0].split() for proc in procs]
+
+    assert all(proc.returncode == 0 for proc in procs)
     everything = [job_id for mine in claimed for job_id in mine]
     assert len(everything) == len(set(everything)) == len(ids)
     assert set(everything) == ids
