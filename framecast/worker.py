@@ -191,13 +191,21 @@ class Worker:
             self.store.record_file(job.id, key, expires)
         finally:
             out_path.unlink(missing_ok=True)
-        # 4. The output, checked against the endpoint's contract.
-        base_url = job.base_url or self.settings.public_url
-        return key, self._output(result, self.storage.url(key, base_url), key, size)
+        # 4. The output, checked against the endpoint's contract; a file no output points to is not kept.
+        try:
+            return key, self._output(
+                result, self.storage.url(key, job.base_url or self.settings.public_url), key, size
+            )
+        except Exception:
+            self.storage.delete(key)
+            self.store.forget_file(key)
+            raise
 
     def _output(self, result: RenderResult, url: str, key: str, size: int) -> dict[str, Any]:
         video = File(url=url, content_type="video/mp4", file_name=key.rsplit("/", 1)[-1], file_size=size)
-        output = TextToVideoOutput(video=video, seed=result.seed, prompt=result.prompt, shots=result.shots)
+        output = TextToVideoOutput.model_validate(
+            {"video": video, "seed": result.seed, "prompt": result.prompt, "shots": result.shots}
+        )
         return output.model_dump(mode="json", exclude_none=True)
 
     def _stopped(self, job: Job, ctx: JobContext, reason: str) -> None:
@@ -252,8 +260,8 @@ def run_worker(
     try:
         storage = open_storage(settings.storage_url)
         # 2. Load the model once; it stays warm for every job.
-        engine = (engine_factory or _default_engine)(settings)
         try:
+            engine = (engine_factory or _default_engine)(settings)
             engine.load()
         except ModelUnavailableError as exc:
             logger.error("%s", exc)

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    Select,
     and_,
     create_engine,
     event,
@@ -155,6 +156,8 @@ class JobStore:
 
     def claim(self, worker_id: str, lease_seconds: float) -> Job | None:
         """Take the oldest runnable job (priority first) under a lease; ``attempt`` is its fencing token."""
+        if not self._exists(select(jobs.c.seq).where(jobs.c.status == QUEUED.value)):
+            return None  # idle workers poll often: don't take the write lock just to find nothing
         with self._write() as conn:
             now = utcnow()
             self._expire_unstarted(conn, now)
@@ -305,6 +308,8 @@ class JobStore:
 
     def claim_webhook(self, worker_id: str, lease_seconds: float) -> WebhookDelivery | None:
         """Take one due delivery under a lease; if its sender dies mid-delivery it is due at lease end."""
+        if not self._exists(select(webhooks.c.id).where(webhooks.c.state == "PENDING")):
+            return None
         with self._write() as conn:
             now = utcnow()
             query = (
@@ -507,6 +512,10 @@ class JobStore:
         conn.execute(
             insert(job_logs).values(job_id=job_id, level=level, message=message, created_at=utcnow())
         )
+
+    def _exists(self, query: Select) -> bool:
+        with self._read() as conn:
+            return conn.execute(query.limit(1)).first() is not None
 
     def _get(self, conn: Connection, job_id: str) -> Job | None:
         row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
