@@ -9,12 +9,13 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from framecast.api import files, meta, queue, sync
+from framecast.api import files, meta, playground, queue, sync
 from framecast.api.auth import KeyChecker
 from framecast.api.errors import install_error_handlers
 from framecast.api.middleware import BodyLimit, RequestBoundary
@@ -29,6 +30,7 @@ from framecast.webhooks import WebhookDispatcher
 logger = logging.getLogger(__name__)
 
 HOUSEKEEPING_SECONDS = 1.0
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 
 def create_app(settings: Settings, store: JobStore | None = None, storage: Storage | None = None) -> FastAPI:
@@ -57,6 +59,7 @@ def create_app(settings: Settings, store: JobStore | None = None, storage: Stora
     for module in (sync, queue, files, meta):
         app.include_router(module.router())
     install_error_handlers(app)
+    app.include_router(playground.router(STATIC_DIR))
     app.add_middleware(FalProxy)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestBoundary)

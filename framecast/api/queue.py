@@ -61,9 +61,9 @@ def status(
     principal: Principal = Depends(deps.principal),
     base_url: str = Depends(deps.base_url),
 ) -> JSONResponse:
+    set_request_id(request, request_id)
     with_logs = protocol.logs_flag(logs)
     job, position, entries = service.status(request_id, principal, with_logs)
-    set_request_id(request, job.id)
     body = protocol.status_body(job, position, entries, base_url)
     return JSONResponse(body, protocol.status_code_of(job))
 
@@ -76,9 +76,9 @@ def status_stream(
     principal: Principal = Depends(deps.principal),
     base_url: str = Depends(deps.base_url),
 ) -> StreamingResponse:
+    set_request_id(request, request_id)
     with_logs = protocol.logs_flag(logs)
     job = service.get(request_id, principal)
-    set_request_id(request, job.id)
     return StreamingResponse(
         status_events(service, job.id, with_logs, base_url),
         media_type="text/event-stream",
@@ -92,8 +92,8 @@ def result(
     service: RequestService = Depends(deps.service),
     principal: Principal = Depends(deps.principal),
 ) -> Response:
+    set_request_id(request, request_id)
     job = service.finished(request_id, principal)
-    set_request_id(request, job.id)
     if job.failed:
         return error_response(service.error_status(job, sync=False), job.error, job.error_type)
     return JSONResponse(service.output(job))
@@ -105,9 +105,8 @@ def cancel(
     service: RequestService = Depends(deps.service),
     principal: Principal = Depends(deps.principal),
 ) -> JSONResponse:
+    set_request_id(request, request_id)
     outcome = service.cancel(request_id, principal)
-    if outcome is not CancelOutcome.NOT_FOUND:
-        set_request_id(request, request_id)
     return JSONResponse(protocol.cancel_body(outcome.value), _CANCEL_CODES[outcome])
 
 

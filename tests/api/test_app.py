@@ -1,0 +1,85 @@
+"""``create_app``: the routes it documents, the playground, its background threads, and a light import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from fastapi.testclient import TestClient
+
+from framecast.jobs.store import JobStore
+from tests.api.conftest import ENDPOINT, requests_path, submit
+from tests.live_server import REPO
+
+
+def test_openapi_lists_the_real_routes_and_the_endpoint_schema(shared_client: TestClient) -> None:
+    schema = shared_client.get("/openapi.json").json()
+
+    paths = schema["paths"]
+    assert {"post"} <= paths[f"/{ENDPOINT}"].keys()
+    assert {"post"} <= paths[f"/queue/{ENDPOINT}"].keys()
+    assert "get" in paths["/queue/fal-ai/pixverse/requests/{request_id}/status"]
+    assert "get" in paths["/queue/fal-ai/pixverse/requests/{request_id}/status/stream"]
+    assert "get" in paths["/queue/fal-ai/pixverse/requests/{request_id}"]
+    assert "put" in paths["/queue/fal-ai/pixverse/requests/{request_id}/cancel"]
+    assert {"get", "post", "put"} <= paths["/api/fal/proxy"].keys()
+    assert "get" in paths["/files/{key}"]
+    assert "/health" in paths and "/.well-known/jwks.json" in paths
+
+    components = schema["components"]["schemas"]
+    body_ref = paths[f"/queue/{ENDPOINT}"]["post"]["requestBody"]["content"]["application/json"]["schema"][
+        "$ref"
+    ]
+    assert body_ref == "#/components/schemas/TextToVideoInput"
+    inputs = components["TextToVideoInput"]
+    assert list(inputs["properties"])[:4] == ["prompt", "aspect_ratio", "resolution", "duration"]
+    assert inputs["required"] == ["prompt"]
+    assert components["Duration"]["enum"] == ["5", "8", "10"]
+    assert "video" in components["TextToVideoOutput"]["properties"]
+    ok = paths[f"/{ENDPOINT}"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok["$ref"] == "#/components/schemas/TextToVideoOutput"
+
+
+def test_jwks_publishes_the_webhook_signing_key(shared_client: TestClient) -> None:
+    (key,) = shared_client.get("/.well-known/jwks.json").json()["keys"]
+
+    assert (key["kty"], key["crv"]) == ("OKP", "Ed25519")
+
+
+def test_the_playground_is_served_at_the_root(shared_client: TestClient) -> None:
+    response = shared_client.get("/")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+
+
+def test_housekeeping_thread_ends_requests_past_their_start_timeout(
+    client: TestClient, store: JobStore
+) -> None:
+    request_id = submit(client, headers={"X-Fal-Request-Timeout": "0.1"})["request_id"]
+
+    deadline = time.monotonic() + 5
+    while (status := client.get(requests_path(request_id, "/status")).json())["status"] != "COMPLETED":
+        assert time.monotonic() < deadline, status
+        time.sleep(0.05)
+
+    assert status["error_type"] == "request_timeout"
+
+
+def test_the_api_never_imports_the_model_stack() -> None:
+    code = (
+        "import sys, tempfile, time\n"
+        "t = time.process_time()\n"
+        "from framecast.api import create_app\n"
+        "from framecast.config import Settings\n"
+        "import framecast.server, framecast.cli\n"
+        "create_app(Settings.from_env({}, data_dir=tempfile.mkdtemp()))\n"
+        "heavy = [m for m in ('torch', 'diffusers', 'transformers', 'av', 'numpy') if m in sys.modules]\n"
+        "print(heavy, time.process_time() - t)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+
+    heavy, seconds = done.stdout.rsplit("]", 1)
+    assert heavy == "["
+    assert float(seconds) < 1.5  # CPU seconds: about 0.6 here; wall time depends on what shares the cores
