@@ -236,8 +236,13 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
         yield
         return
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def graceful(signum: int, _frame: Any) -> None:
+        stop.set()
+        signal.signal(signum, previous[signum])  # a second signal is not graceful
+
     for sig in previous:
-        signal.signal(sig, lambda _signum, _frame: stop.set())
+        signal.signal(sig, graceful)
     try:
         yield
     finally:
