@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     insert,
     select,
+    text,
     update,
 )
 
@@ -108,6 +109,7 @@ def _v2_webhook_outbox_and_file_expiry(conn: Connection) -> None:
 
 MIGRATIONS: list[Step] = [_v1_jobs_and_logs, _v2_webhook_outbox_and_file_expiry]
 LATEST = len(MIGRATIONS)
+MIGRATION_LOCK_KEY = 0x46524D43  # "FRMC"
 
 
 def current_version(conn: Connection) -> int:
@@ -120,6 +122,9 @@ def migrate(engine: Engine, *, target: int = LATEST) -> int:
     with engine.connect() as conn:
         conn.execution_options(framecast_write=True)
         with conn.begin():
+            if conn.dialect.name == "postgresql":
+                # SQLite serialises this transaction with BEGIN IMMEDIATE; PostgreSQL needs a lock.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             version = current_version(conn)
             if version > LATEST:
                 raise ConfigError(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,29 @@ def test_a_database_from_a_newer_release_is_refused_with_a_clear_error(tmp_path:
 
     with pytest.raises(ConfigError, match="newer than this release"):
         JobStore.open(url)
+
+
+def test_several_processes_opening_a_new_database_at_once_migrate_it_once(database_url: str) -> None:
+    start = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def open_store() -> None:
+        start.wait()
+        try:
+            JobStore.open(database_url).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert errors == []
+    store = JobStore.open(database_url)
+    try:
+        with store._engine.connect() as conn:
+            assert conn.execute(select(schema_version.c.version)).scalars().all() == [LATEST]
+    finally:
+        store.close()
