@@ -455,7 +455,7 @@ function historyItem(entry) {
   const actions = document.createElement("div");
   actions.className = "history-actions";
   actions.append(
-    button("Reuse settings", () => reuseSettings(entry), `Reuse the settings of “${shorten(input.prompt)}”`),
+    button("Reuse settings", () => reuseSettings(entry), `Reuse settings of “${shorten(input.prompt)}”`),
     button("Show", () => reopen(entry), `Show request ${entry.id}`),
   );
   body.append(title, meta, status, actions);
