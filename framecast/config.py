@@ -59,6 +59,12 @@ class Settings:
     model: str = "auto"
     model_path: str = ""  # a local folder holding the preset's diffusers weights
     offload: str = "auto"  # none | model | sequential | group | auto
+    # Creative controls (engine/styles.py, prompting.py, audio.py)
+    style_loras: str = ""  # "[preset:]style=path_or_repo,...": a LoRA per style, swapped without reloading
+    prompt_llm: str = "Qwen/Qwen2.5-1.5B-Instruct"  # thinking_type's LLM: repo id, folder or endpoint model
+    prompt_llm_url: str = ""  # an OpenAI-compatible server to use instead of the local LLM
+    prompt_llm_api_key: str = ""
+    audio_model: str = "stabilityai/stable-audio-open-1.0"  # the audio stage's weights: repo or folder
     device: str = "auto"  # cuda | cpu | auto
     lease_seconds: float = 30.0
     heartbeat_seconds: float = 5.0
