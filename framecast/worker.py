@@ -176,19 +176,20 @@ class Worker:
             raise InputError(f"invalid input: {exc.errors()[0]['msg']}") from exc
         self.work_dir.mkdir(parents=True, exist_ok=True)
         out_path = self.work_dir / f"{job.id}-a{job.attempt}.mp4"
+        lease = heartbeat(self.store, ctx, self.settings.lease_seconds, self.settings.heartbeat_seconds)
         try:
-            # 2. Render under a heartbeat; the engine polls ctx.should_stop() between steps.
-            with heartbeat(self.store, ctx, self.settings.lease_seconds, self.settings.heartbeat_seconds):
+            with lease:
+                # 2. Render; the engine polls ctx.should_stop() between steps.
                 result = self.engine.render(request, ctx, out_path)
-            if ctx.lease_lost.is_set():
-                raise RenderStopped("lease_lost")
-            # 3. Store the file, with its expiry (X-Fal-Object-Lifecycle-Preference).
-            key = new_output_key(job.id, job.attempt)
-            size = self.storage.put(key, result.path, "video/mp4")
-            expires = None
-            if job.file_ttl_seconds is not None:
-                expires = utcnow() + timedelta(seconds=job.file_ttl_seconds)
-            self.store.record_file(job.id, key, expires)
+                if ctx.lease_lost.is_set():
+                    raise RenderStopped("lease_lost")
+                # 3. Store the file, with its expiry (X-Fal-Object-Lifecycle-Preference).
+                key = new_output_key(job.id, job.attempt)
+                size = self.storage.put(key, result.path, "video/mp4")
+                expires = None
+                if job.file_ttl_seconds is not None:
+                    expires = utcnow() + timedelta(seconds=job.file_ttl_seconds)
+                self.store.record_file(job.id, key, expires)
         finally:
             out_path.unlink(missing_ok=True)
         # 4. The output, checked against the endpoint's contract; a file no output points to is not kept.
