@@ -54,6 +54,19 @@ function applyDurationRule() {
   } else {
     note.hidden = true;
   }
+  updateOutputHint();
+}
+
+/** PixVerse's output sizes: the tier is the short side; the aspect ratio sets the long one. */
+function outputSize(resolution, aspectRatio) {
+  const short = Number.parseInt(resolution, 10);
+  const [w, h] = aspectRatio.split(":").map(Number);
+  return w >= h ? [Math.round((short * w) / h), short] : [short, Math.round((short * h) / w)];
+}
+
+function updateOutputHint() {
+  const [w, h] = outputSize($("resolution").value, $("aspect_ratio").value);
+  $("output-hint").textContent = `Output: ${w}×${h}, ${$("duration").value} s, H.264 MP4.`;
 }
 
 function applySeedRandom() {
@@ -595,6 +608,8 @@ function init() {
     updateCounter(field);
   }
   $("resolution").addEventListener("change", applyDurationRule);
+  $("aspect_ratio").addEventListener("change", updateOutputHint);
+  $("duration").addEventListener("change", updateOutputHint);
   $("seed-random").addEventListener("change", applySeedRandom);
   $("gen-form").addEventListener("submit", onSubmit);
   $("cancel").addEventListener("click", () => shownJob?.cancel());

@@ -49,17 +49,18 @@ function pythonConnection(location) {
   const prefix = new URL(".", url).pathname.replace(/\/$/, "");
   if (url.protocol === "https:") {
     return {
-      shell: `export FAL_KEY="key_id:key_secret"  # any value when the server has no API keys
+      shell: `export FAL_KEY="key_id:key_secret"  # any value (e.g. any:thing) when the server has no API keys
 export FAL_RUN_HOST="${host}${prefix}"
 export FAL_QUEUE_RUN_HOST="${host}${prefix}/queue"
-export SSL_CERT_FILE=/path/to/framecast-cert.pem  # only for a self-signed certificate`,
+export SSL_CERT_FILE=$PWD/data/tls/cert.pem  # from "framecast cert" (self-signed)`,
       code: "",
     };
   }
   const base = serverBase(location);
   return {
-    shell: `export FAL_KEY="key_id:key_secret"  # any value when the server has no API keys`,
-    code: `
+    shell: `export FAL_KEY="key_id:key_secret"  # any value (e.g. any:thing) when the server has no API keys`,
+    code: `import fal_client.client
+
 # Plain HTTP: fal_client always builds https:// URLs from FAL_RUN_HOST, so set its URL formats instead.
 fal_client.client.RUN_URL_FORMAT = "${base}/"
 fal_client.client.QUEUE_URL_FORMAT = "${base}/queue/"
@@ -70,9 +71,9 @@ fal_client.client.QUEUE_URL_FORMAT = "${base}/queue/"
 export function pythonSnippet(input, location) {
   const { shell, code } = pythonConnection(location);
   return `# pip install fal-client
+# In the shell first (fal_client reads these when it is imported):
 ${shell.replace(/^/gm, "# ")}
 import fal_client
-import fal_client.client
 ${code}
 
 def on_queue_update(update):
@@ -99,6 +100,7 @@ import { fal } from "@fal-ai/client";
 
 // Every call goes to this server's proxy route, with the fal URL in the x-fal-target-url header.
 fal.config({
+  credentials: process.env.FAL_KEY,
   proxyUrl: { url: "${serverBase(location)}/api/fal/proxy", when: "always" },
 });
 

@@ -46,6 +46,7 @@ def test_a_prompt_renders_plays_and_a_queued_job_cancels(
     page.select_option("#duration", "5")
     page.uncheck("#seed-random")
     page.fill("#seed", "1234")
+    expect(page.locator("#output-hint")).to_contain_text("360×360, 5 s")
     page.click("#submit")
 
     # 2. The queue, then live progress from the status stream.
@@ -217,10 +218,13 @@ def test_show_code_gives_snippets_that_run_against_this_server(
     assert subprocess.run(["node", "--check", str(module)], capture_output=True).returncode == 0
 
 
-def test_fits_a_phone_screen_and_works_from_the_keyboard(page: Page, server: LiveServer) -> None:
+def test_fits_a_phone_screen_and_works_from_the_keyboard(
+    page: Page, server: LiveServer, tmp_path: Path
+) -> None:
     page.set_viewport_size({"width": 375, "height": 812})
     open_playground(page, server)
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    page.screenshot(path=tmp_path / "playground-375.png", full_page=True)
 
     order: list[str] = []
     while "show-code" not in order and len(order) < 20:
