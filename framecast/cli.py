@@ -184,25 +184,29 @@ def _generate(args: argparse.Namespace) -> None:
         generate_multi_clip_switch=args.multi_clip,
         thinking_type=args.thinking_type,
     )
-    commands.generate(settings_from(args), request, args.output)
+    result = commands.generate(settings_from(args), request, args.output)
+    print(
+        f"wrote {args.output}: {result.width}x{result.height}, {result.frames} frames at {result.fps:g} fps, "
+        f"seed {result.seed}"
+    )
 
 
 def _models_list(args: argparse.Namespace) -> None:
     from framecast.engine import commands
 
-    commands.models_list(settings_from(args))
+    print(commands.models_list(settings_from(args)))
 
 
 def _models_pull(args: argparse.Namespace) -> None:
     from framecast.engine import commands
 
-    commands.models_pull(settings_from(args), args.name)
+    print(f"{args.name}: weights in {commands.models_pull(settings_from(args), args.name)}")
 
 
 def _models_verify(args: argparse.Namespace) -> None:
     from framecast.engine import commands
 
-    commands.models_verify(settings_from(args), args.name)
+    print(commands.models_verify(settings_from(args), args.name))
 
 
 def _cert(args: argparse.Namespace) -> None:

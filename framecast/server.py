@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -158,8 +158,10 @@ class WorkerPool:
             if self.on_fatal is not None:
                 self.on_fatal()
             return True
-        slot.failures = 0 if now - slot.started_at > STABLE_AFTER_SECONDS else slot.failures + 1
+        if now - slot.started_at > STABLE_AFTER_SECONDS:
+            slot.failures = 0
         delay = RESTART_BACKOFF_SECONDS[min(slot.failures, len(RESTART_BACKOFF_SECONDS) - 1)]
+        slot.failures += 1
         logger.warning("worker %d exited with code %s; restarting in %gs", slot.index, code, delay)
         slot.restart_at = now + delay
         return False
@@ -214,4 +216,6 @@ def worker_main(settings: Settings, conn: Connection | None = None) -> None:
     except ModelUnavailableError as exc:
         if conn is not None:
             conn.send(str(exc))
-        sys.exit(EXIT_MODEL_UNAVAILABLE)
+        logging.shutdown()
+        # Straight out: a half-imported model stack can take seconds to tear down, and holds nothing to save.
+        os._exit(EXIT_MODEL_UNAVAILABLE)
