@@ -334,3 +334,39 @@ def test_unreachable_endpoint_fails_enabled_and_auto_skips(server):
     assert prompt == SHORT and log[0].startswith(
         "prompt optimisation (auto) skipped: the prompt LLM endpoint"
     )
+
+
+# --- in planning (creative.py's stages) ---
+
+
+def _plan(settings_fields: dict, **fields):
+    from framecast.config import Settings
+    from framecast.engine.creative import Creative
+    from framecast.engine.plan import make_plan
+    from framecast.engine.presets import get_preset
+    from framecast.schema import TextToVideoInput
+
+    preset = get_preset("tiny-wan")
+    log = Log()
+    creative = Creative(Settings(model="tiny-wan", device="cpu", **settings_fields), preset)
+    plan = make_plan(TextToVideoInput(seed=1, **fields), preset, stages=creative.stages(log))
+    return plan, log
+
+
+def test_plan_carries_the_rewrite_then_the_style(server):
+    from framecast.engine.styles import apply_style
+    from framecast.schema import Style
+
+    server.replies.append((DETAILED, "stop"))
+    plan, log = _plan({"prompt_llm_url": server.url}, prompt=SHORT, thinking_type="enabled", style="anime")
+    assert plan.prompt == apply_style(DETAILED, "", Style.anime)[0]
+    assert plan.shots[0].prompt == plan.prompt
+    assert log[0].startswith("prompt optimisation (enabled) by ") and log[1].startswith("style anime: ")
+
+
+def test_plan_with_missing_llm_fails_enabled_and_skips_auto():
+    settings = {"prompt_llm": "framecast-test/no-such-llm"}
+    with pytest.raises(ModelUnavailableError):
+        _plan(settings, prompt=SHORT, thinking_type="enabled")
+    plan, log = _plan(settings, prompt=SHORT, thinking_type="auto")
+    assert plan.prompt == SHORT and "skipped" in log[0]

@@ -142,3 +142,25 @@ def test_llm_request_names_the_shot_count_and_camera_order():
     assert "exactly 4 shots" in system
     assert "establishing wide shot, medium shot, close-up, low-angle shot" in system
     assert seen[0]["messages"][1]["content"] == PROMPT
+
+
+# --- in planning (creative.py's stages) ---
+
+
+def test_multi_clip_plan_has_frame_exact_shots_with_the_plans_negative():
+    from framecast.config import Settings
+    from framecast.engine.creative import Creative
+    from framecast.engine.plan import make_plan
+    from framecast.engine.presets import get_preset
+    from framecast.schema import TextToVideoInput
+
+    preset = get_preset("tiny-wan")
+    creative = Creative(Settings(model="tiny-wan", device="cpu"), preset)
+    for duration, count in (("5", 2), ("8", 3), ("10", 4)):
+        request = TextToVideoInput(prompt=PROMPT, duration=duration, seed=9, generate_multi_clip_switch=True)
+        log = Log()
+        plan = make_plan(request, preset, stages=creative.stages(log))
+        assert len(plan.shots) == count and sum(s.frames for s in plan.shots) == plan.frames
+        assert [s.prompt for s in plan.shots] == template_prompts(PROMPT, count)
+        assert all(s.negative_prompt == plan.negative_prompt for s in plan.shots)
+        assert plan.shots[0].seed == 9 and log[0].startswith(f"multi-clip: {count} shots")

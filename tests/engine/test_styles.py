@@ -146,3 +146,42 @@ def test_style_loras_load_swap_and_unload_without_reloading_the_model(tmp_path):
     assert not torch.allclose(with_anime, with_clay)
     assert torch.equal(without, base)
     assert loras.active is None
+
+
+# --- in planning (creative.py's stages) ---
+
+
+def _plan(**fields):
+    from framecast.config import Settings
+    from framecast.engine.creative import Creative
+    from framecast.engine.plan import make_plan
+    from framecast.engine.presets import get_preset
+
+    preset = get_preset("tiny-wan")
+    log: list[str] = []
+    creative = Creative(Settings(model="tiny-wan", device="cpu"), preset)
+    request = TextToVideoInput(prompt=PROMPT, seed=3, **fields)
+    return make_plan(request, preset, stages=creative.stages(log.append)), log
+
+
+@pytest.mark.parametrize("style", list(Style))
+def test_style_changes_the_plans_final_prompt_and_negative_and_is_logged(style):
+    plan, log = _plan(style=style.value, negative_prompt="jitter")
+    prompt, negative = apply_style(PROMPT, "jitter, blurry", style)  # the user's, the preset's, the style's
+    assert (plan.prompt, plan.negative_prompt) == (prompt, negative)
+    assert (plan.shots[0].prompt, plan.shots[0].negative_prompt) == (prompt, negative)
+    assert log == [f"style {style.value}: prompt {prompt!r}; negative prompt {negative!r}"]
+
+
+def test_style_wraps_every_shot_of_a_multi_clip_plan():
+    plan, _ = _plan(style="clay", generate_multi_clip_switch=True)
+    text = STYLE_TEXTS[Style.clay]
+    assert len(plan.shots) == 2
+    for shot in plan.shots:
+        assert shot.prompt.startswith(text.lead) and shot.prompt.endswith(text.look) and PROMPT in shot.prompt
+        assert shot.negative_prompt == plan.negative_prompt and text.negative in shot.negative_prompt
+
+
+def test_no_style_leaves_the_plan_prompt_as_written():
+    plan, log = _plan()
+    assert plan.prompt == PROMPT and plan.negative_prompt == "blurry" and log == []
