@@ -2,7 +2,8 @@
 //
 // Progress comes from the SSE status stream read with fetch(), not EventSource: EventSource cannot send the
 // Authorization header that a server with API keys requires. If the stream cannot be opened or ends before
-// COMPLETED, the watcher falls back to polling the status route every half second.
+// COMPLETED, the watcher falls back to polling the status route every half second. Each open stream holds one
+// of the browser's six HTTP/1.1 connections to the server, so callers stream only a few requests and poll the rest.
 
 export const ENDPOINT_ID = "fal-ai/pixverse/v5.5/text-to-video";
 export const APP_ID = "fal-ai/pixverse";
@@ -50,8 +51,7 @@ export class Api {
     let response;
     try {
       response = await fetch(url, { ...init, headers: this.headers(init.headers) });
-    } catch (err) {
-      if (err.name === "AbortError") throw err;
+    } catch {
       throw new Error("Cannot reach the server. Is `framecast serve` running?");
     }
     const body = await readJson(response);
@@ -77,8 +77,8 @@ export class Api {
     });
   }
 
-  status(requestId, signal) {
-    return this.call(requestUrl(requestId, "/status?logs=1"), { signal });
+  status(requestId) {
+    return this.call(requestUrl(requestId, "/status?logs=1"));
   }
 
   result(requestId) {
@@ -95,28 +95,27 @@ export class Api {
 
   /**
    * Follow one request until COMPLETED, calling onStatus with every status object.
-   * Resolves with the final status; rejects with ApiError (e.g. 401, 404) or on abort.
+   * With `stream` false it only polls. Resolves with the final status; rejects with ApiError (e.g. 401, 404).
    */
-  async watch(requestId, onStatus, signal) {
+  async watch(requestId, onStatus, { stream = true } = {}) {
     let last = null;
     try {
-      last = await this.stream(requestId, onStatus, signal);
+      if (stream) last = await this.stream(requestId, onStatus);
     } catch (err) {
-      if (err instanceof ApiError || err.name === "AbortError") throw err;
+      if (err instanceof ApiError) throw err;
       // A broken stream (proxy, restart): polling below picks up where it stopped.
     }
     while (!last || last.status !== "COMPLETED") {
-      if (last) await sleep(POLL_MS, signal);
-      last = await this.status(requestId, signal);
+      if (last) await sleep(POLL_MS);
+      last = await this.status(requestId);
       onStatus(last);
     }
     return last;
   }
 
-  async stream(requestId, onStatus, signal) {
+  async stream(requestId, onStatus) {
     const response = await fetch(requestUrl(requestId, "/status/stream?logs=1"), {
       headers: this.headers({ Accept: "text/event-stream" }),
-      signal,
     });
     if (!response.ok) throw new ApiError(response.status, await readJson(response));
     let last = null;
@@ -165,12 +164,6 @@ async function readJson(response) {
   }
 }
 
-function sleep(ms, signal) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => {
-      clearTimeout(timer);
-      reject(new DOMException("aborted", "AbortError"));
-    });
-  });
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

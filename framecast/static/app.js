@@ -12,6 +12,7 @@ const SELECT_FIELDS = ["aspect_ratio", "resolution", "duration", "style", "think
 const SWITCH_FIELDS = ["generate_audio_switch", "generate_multi_clip_switch"];
 const FIELDS = [...TEXT_FIELDS, ...SELECT_FIELDS, ...SWITCH_FIELDS, "seed"];
 const STEP_RE = /step\s+(\d+)\s*\/\s*(\d+)/i;
+const MAX_STREAMS = 3; // of the browser's six connections per server; further requests are polled
 
 const $ = (id) => document.getElementById(id);
 const encoder = new TextEncoder();
@@ -19,6 +20,7 @@ const api = new Api(() => localStorage.getItem(KEY_STORAGE) || "");
 const history = new History();
 const jobs = new Map();
 let shownJob = null;
+let openStreams = 0;
 
 // ---------------------------------------------------------------- form
 
@@ -201,7 +203,6 @@ class Job {
     this.errorType = null;
     this.metrics = null;
     this.cancelling = false;
-    this.controller = new AbortController();
   }
 
   get outcome() {
@@ -211,10 +212,15 @@ class Job {
   }
 
   start() {
+    const stream = openStreams < MAX_STREAMS;
+    if (stream) openStreams += 1;
     api
-      .watch(this.id, (s) => this.onStatus(s), this.controller.signal)
+      .watch(this.id, (s) => this.onStatus(s), { stream })
       .then(() => this.finish())
-      .catch((err) => this.fail(err));
+      .catch((err) => this.fail(err))
+      .finally(() => {
+        if (stream) openStreams -= 1;
+      });
   }
 
   onStatus(status) {
@@ -267,7 +273,6 @@ class Job {
   }
 
   fail(err) {
-    if (err.name === "AbortError") return;
     if (err instanceof ApiError && err.status === 401) askForKey(err.message);
     this.status = "COMPLETED";
     this.error = err.message;
@@ -325,9 +330,7 @@ function statusText(job) {
   switch (job.outcome) {
     case "IN_QUEUE":
       if (job.queuePosition === null || job.queuePosition === undefined) return "In queue.";
-      return job.queuePosition === 0
-        ? "In queue: next to run (position 0)."
-        : `In queue: position ${job.queuePosition} (${job.queuePosition} ahead).`;
+      return `In queue: position ${job.queuePosition} (${job.queuePosition} ahead).`;
     case "IN_PROGRESS":
       return job.cancelling ? "Rendering… cancellation requested." : "Rendering…";
     case "COMPLETED": {

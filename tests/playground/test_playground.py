@@ -173,13 +173,16 @@ def test_a_key_is_asked_for_on_401_and_kept_in_the_browser(
     page.fill("#api-key", KEY)
     page.click("#auth-form button[type=submit]")
     assert page.evaluate("localStorage.getItem('framecast.apiKey')") == KEY
-    page.click("#submit")
-    # No worker on this server: the request waits, and its status stream is read with the key.
-    expect(page.locator("#job-status")).to_have_text(re.compile("^In queue"))
+    # No worker on this server: requests wait in line. Three are followed by status streams read with the key,
+    # the fourth by polling (a browser has six connections per server).
+    for position in range(4):
+        page.click("#submit")
+        expect(page.locator("#job-status")).to_have_text(f"In queue: position {position} ({position} ahead).")
     page.wait_for_timeout(1000)
     expect(page.locator("#job-error")).to_be_hidden()
     page.click("#cancel")
     expect(page.locator("#job-status")).to_have_text("Cancelled.")
+    expect(page.locator("#history .badge")).to_have_text(["cancelled", "queued", "queued", "queued"])
 
 
 def test_show_code_gives_snippets_that_run_against_this_server(
