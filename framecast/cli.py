@@ -140,8 +140,8 @@ def settings_from(args: argparse.Namespace, **extra: object) -> Settings:
         "ssl_keyfile",
         "model",
     )
-    flags = {name: getattr(args, name, None) for name in names}
-    return Settings.from_env(**{**flags, **extra})
+    flags: dict[str, object] = {name: getattr(args, name, None) for name in names}
+    return Settings.from_env(None, **{**flags, **extra})
 
 
 def _serve(args: argparse.Namespace) -> None:

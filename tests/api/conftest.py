@@ -114,10 +114,17 @@ class Live:
 def live(tmp_path: Path) -> Iterator[Live]:
     """uvicorn on a free port plus a real worker thread rendering with InstantEngine, both in this process."""
     settings = make_settings(tmp_path, port=free_port(), api_keys={"alice": "alice-secret"})
-    yield from _serve(settings)
+    yield from _serve(settings, with_worker=True)
 
 
-def _serve(settings: Settings) -> Iterator[Live]:
+@pytest.fixture
+def live_without_worker(tmp_path: Path) -> Iterator[Live]:
+    """The same live API with nothing rendering: requests stay queued."""
+    settings = make_settings(tmp_path, port=free_port(), api_keys={"alice": "alice-secret"})
+    yield from _serve(settings, with_worker=False)
+
+
+def _serve(settings: Settings, with_worker: bool) -> Iterator[Live]:
     store = JobStore.open(settings.database_url, max_attempts=settings.max_attempts)
     server = uvicorn.Server(
         uvicorn.Config(
@@ -125,15 +132,12 @@ def _serve(settings: Settings) -> Iterator[Live]:
         )
     )
     stop = threading.Event()
-    threads = [
-        threading.Thread(target=server.run, daemon=True),
-        threading.Thread(
-            target=run_worker,
-            args=(settings,),
-            kwargs={"engine_factory": lambda s: InstantEngine(), "stop": stop},
-            daemon=True,
-        ),
-    ]
+    threads = [threading.Thread(target=server.run, daemon=True)]
+    if with_worker:
+        worker_kwargs = {"engine_factory": lambda s: InstantEngine(), "stop": stop}
+        threads.append(
+            threading.Thread(target=run_worker, args=(settings,), kwargs=worker_kwargs, daemon=True)
+        )
     for thread in threads:
         thread.start()
     url = f"http://127.0.0.1:{settings.port}"

@@ -7,6 +7,7 @@ import threading
 import time
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 from framecast.jobs.models import JobStatus
@@ -101,3 +102,26 @@ def test_live_server_rejects_a_wrong_key_and_another_keys_request(live: Live) ->
 
     assert wrong.status_code == 401 and anonymous.status_code == 401
     assert httpx.get(submitted["status_url"], headers=auth(KEY_A)).status_code in (200, 202)
+
+
+def test_a_sync_caller_who_hangs_up_cancels_its_request(live_without_worker: Live) -> None:
+    live = live_without_worker
+    with pytest.raises(httpx.ReadTimeout):
+        live.client.post(SYNC, json=SMALL, timeout=0.5)
+    (job_id,) = [job.id for job in _all_jobs(live.store)]
+
+    deadline = time.monotonic() + 5
+    while (job := live.store.get(job_id)) is not None and job.status is not JobStatus.COMPLETED:
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+
+    assert job is not None and job.error_type == "request_cancelled"
+
+
+def _all_jobs(store: JobStore) -> list:
+    from sqlalchemy import select
+
+    from framecast.jobs.tables import jobs
+
+    with store._engine.connect() as conn:  # test-only peek: the API offers no "list jobs"
+        return [store.get(row.id) for row in conn.execute(select(jobs.c.id))]
