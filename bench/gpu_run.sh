@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The one GPU call for issues 3 and 6, run from the repository root on the lent machine:
+#   carry: [".whl"]   command: bash bench/gpu_run.sh   timeout_s: 560
+# Installs the carried wheels (diffusers and pydantic, which the image lacks) into /tmp/site, then runs the smoke
+# check and the side-by-side benchmark, each under its own time budget. Full logs and JSON go to $OUT; the two
+# tables are printed last.
+set -uo pipefail
+OUT=${OUT:-/tmp/framecast-gpu}
+mkdir -p "$OUT"
+SMOKE_BUDGET=${SMOKE_BUDGET:-100}
+BENCH_BUDGET=${BENCH_BUDGET:-300}
+BENCH_ARGS=${BENCH_ARGS:---compile}
+
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+  || { echo "wheel install failed"; exit 1; }
+export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv | tee "$OUT/gpu.txt"
+python3 -c "import torch, diffusers, transformers; print('torch', torch.__version__, 'diffusers', diffusers.__version__, 'transformers', transformers.__version__)"
+
+# A budget overrun is cut by timeout, 30 s after the script's own budget, so the benchmark always gets its turn.
+timeout $((SMOKE_BUDGET + 30)) python3 -m bench.gpu_smoke --budget-seconds "$SMOKE_BUDGET" --out "$OUT" \
+  >"$OUT/smoke.log" 2>&1
+echo "gpu_smoke exit $?"
+grep -E "^\[|SKIP|ERROR" "$OUT/smoke.log" | cut -c1-300
+# shellcheck disable=SC2086
+timeout $((BENCH_BUDGET + 30)) python3 -m bench.gpu_bench --budget-seconds "$BENCH_BUDGET" --out "$OUT" $BENCH_ARGS \
+  >"$OUT/bench.log" 2>&1
+echo "gpu_bench exit $?"
+grep -E "^\[" "$OUT/bench.log" | cut -c1-300 | tail -40
+echo
+cat "$OUT/smoke.md" 2>/dev/null || tail -20 "$OUT/smoke.log"
+echo
+cat "$OUT/bench.md" 2>/dev/null || tail -30 "$OUT/bench.log"

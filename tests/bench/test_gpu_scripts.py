@@ -1,0 +1,86 @@
+"""The GPU scripts run end to end at tiny size on the CPU, so the one GPU call cannot fail on trifles."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from bench import gpu_bench, gpu_smoke, randmodels
+
+FULL_SIZE_PARAMS = {  # published sizes, in billions
+    "wan2.2-ti2v-5b": (4.9, 5.1),
+    "wan2.1-t2v-1.3b": (1.3, 1.5),
+    "wan2.2-t2v-a14b": (14.0, 14.5),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FULL_SIZE_PARAMS))
+def test_full_size_configs_build_the_published_models(name):
+    cfg = randmodels.load_config(name)
+    meta = torch.device("meta")
+    transformer = randmodels.build_transformer(cfg, meta, torch.bfloat16)
+    billions = sum(p.numel() for p in transformer.parameters()) / 1e9
+    low, high = FULL_SIZE_PARAMS[name]
+    assert low < billions < high
+    vae = randmodels.build_vae(cfg, meta, torch.bfloat16)
+    assert vae.config.z_dim == cfg["transformer"]["in_channels"]
+
+
+def test_umt5_xxl_config_builds_the_5_7b_encoder():
+    encoder = randmodels.build_text_encoder("umt5-xxl", torch.device("meta"), torch.bfloat16, 30)
+    assert 5.6 < sum(p.numel() for p in encoder.parameters()) / 1e9 < 5.8
+    assert encoder.dtype == torch.bfloat16
+
+
+def test_device_build_casts_like_from_pretrained(tmp_path):
+    from diffusers import WanTransformer3DModel
+
+    cfg = randmodels.tiny_config("wan2.2-ti2v-5b")
+    randmodels.build_transformer(cfg, torch.device("cpu"), torch.float32).save_pretrained(tmp_path)
+    loaded = WanTransformer3DModel.from_pretrained(tmp_path, torch_dtype=torch.bfloat16)
+    built = randmodels.build_transformer(cfg, torch.device("cpu"), torch.bfloat16)
+    tensors = dict(built.named_parameters()) | dict(built.named_buffers())
+    for name, tensor in [*loaded.named_parameters(), *loaded.named_buffers()]:
+        assert tensors[name].dtype == tensor.dtype, name
+    assert torch.equal(built.rope.freqs_cos, loaded.rope.freqs_cos)
+
+
+def test_gpu_bench_tiny_runs_every_arm_agrees_with_plain_and_counts_flops(tmp_path, capsys):
+    args = ["--tiny", "--compile", "--compile-backend", "eager", "--timed-steps", "2", "--out", str(tmp_path)]
+    results = gpu_bench.main(args)
+    printed = capsys.readouterr().out
+    for name in gpu_bench.CASES:
+        arms = results["presets"][name]["arms"]
+        assert {"plain", "framecast", "cfg-batch", "+compile"} <= set(arms)
+        for arm_name, arm in arms.items():
+            assert len(arm["steps"]) == 2
+            if arm_name != "plain":
+                latents_err, update_err = (float(x) for x in arm["rel_err"].split(" / "))
+                assert latents_err < 1e-4 and update_err < 1e-3, arm_name
+        assert "uniform-t" in arms or name != "wan2.2-ti2v-5b"
+        assert results["presets"][name]["decode_fp32_s"] is not None
+        # The analytic DiT FLOPs (the formula in gpu_bench's docstring) are what torch's flop counter counts.
+        res = results["presets"][name]
+        assert res["counted_tflop_per_step"] == pytest.approx(res["analytic_tflop_per_step"], rel=1e-3)
+    assert not results["skipped"] and "errors" not in results
+    assert printed.rstrip().endswith((tmp_path / "bench.md").read_text().rstrip())
+    assert json.loads((tmp_path / "bench.json").read_text())["presets"].keys() == results["presets"].keys()
+
+
+def test_gpu_bench_skips_what_the_budget_cannot_hold(tmp_path):
+    results = gpu_bench.main(["--tiny", "--budget-seconds", "0", "--out", str(tmp_path)])
+    assert results["presets"] == {}
+    assert len(results["skipped"]) == len(gpu_bench.CASES)
+    assert "skipped:" in (tmp_path / "bench.md").read_text()
+
+
+def test_gpu_smoke_tiny_runs_each_preset(tmp_path, capsys):
+    rows = gpu_smoke.main(["--tiny", "--out", str(tmp_path)])
+    assert [r["preset"] for r in rows] == list(gpu_smoke.SIZES)
+    for row in rows:
+        assert "error" not in row
+        assert len(row["step_s"]) == 2 and row["finite"]
+        assert row["video"] == [1, 3, 9, 64, 64]
+    assert "| wan2.2-t2v-a14b |" in capsys.readouterr().out

@@ -1,0 +1,81 @@
+"""accel's levers on the CPU: backend probing falls back cleanly, compile traces a whole Wan block."""
+
+from __future__ import annotations
+
+import torch
+from diffusers.models.attention_dispatch import AttentionBackendName, _AttentionBackendRegistry
+
+from bench import randmodels
+from framecast.engine import accel
+
+CPU = torch.device("cpu")
+
+
+def tiny_transformer():
+    return randmodels.build_transformer(randmodels.tiny_config("wan2.1-t2v-1.3b"), CPU, torch.float32)
+
+
+def forward(transformer) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 16, 3, 8, 8, generator=gen)
+    context = torch.randn(2, 16, 32, generator=gen)
+    with torch.no_grad():
+        return transformer(x, torch.tensor([999, 500]), context, return_dict=False)[0]
+
+
+def test_probe_on_cpu_rejects_gpu_only_backends_and_keeps_native():
+    probes = {p.name: p for p in accel.probe_attention_backends(CPU, torch.float32)}
+    assert set(probes) == set(accel.ATTENTION_CANDIDATES)
+    assert probes["native"].ok and probes["native"].rel_err < 1e-5
+    for name in ("_native_cudnn", "_flash_3", "flash"):
+        assert not probes[name].ok and probes[name].detail
+
+
+def test_fastest_working_backend_is_set_and_computes_the_same_output():
+    transformer = tiny_transformer()
+    reference = forward(transformer)
+    name, probes = accel.use_fastest_attention([transformer], time_shape=(1, 64, 2, 12))
+    try:
+        assert name in {p.name for p in probes if p.ok}
+        assert all(p.seconds is not None for p in probes if p.ok)
+        assert torch.allclose(forward(transformer), reference, atol=1e-5)
+    finally:
+        accel.set_attention_backend(transformer, "native")
+
+
+def test_pick_takes_the_fastest_timed_backend_else_the_first_that_passed():
+    timed = [
+        accel.BackendProbe("_native_cudnn", True, seconds=0.010),
+        accel.BackendProbe("_native_flash", True, seconds=0.007),
+        accel.BackendProbe("flash", False, "ImportError"),
+    ]
+    assert accel.pick_attention_backend(timed) == "_native_flash"
+    untimed = [accel.BackendProbe("_flash_3", False, "no FA3"), accel.BackendProbe("_native_cudnn", True)]
+    assert accel.pick_attention_backend(untimed) == "_native_cudnn"
+    assert accel.pick_attention_backend([accel.BackendProbe("flash", False, "x")]) == "native"
+
+
+def test_going_back_to_native_also_resets_the_process_wide_backend():
+    transformer = tiny_transformer()
+    accel.set_attention_backend(transformer, "_native_flash")
+    accel.set_attention_backend(transformer, "native")
+    assert _AttentionBackendRegistry.get_active_backend()[0] == AttentionBackendName.NATIVE
+
+
+def test_regional_compile_traces_each_block_as_one_graph_and_keeps_the_output():
+    transformer = tiny_transformer()
+    reference = forward(transformer)
+    # "eager" runs dynamo's tracing with fullgraph=True (any graph break fails) without inductor's build time.
+    accel.compile_transformer(transformer, backend="eager")
+    torch._dynamo.reset()
+    try:
+        assert torch.allclose(forward(transformer), reference, atol=1e-5)
+    finally:
+        torch._dynamo.reset()
+
+
+def test_warm_up_runs_one_step_per_bucket():
+    seen = []
+    seconds = accel.warm_up(lambda w, h, f: seen.append((w, h, f)), [(1280, 704, 121), (704, 1280, 121)])
+    assert seen == [(1280, 704, 121), (704, 1280, 121)]
+    assert set(seconds) == set(seen)

@@ -1,0 +1,185 @@
+"""wan_loop against diffusers' WanPipeline, on tiny random-weight models of the real classes (fp32, CPU)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bench import randmodels
+from framecast.engine import wan_loop
+
+CPU = torch.device("cpu")
+SIZE = {"height": 64, "width": 64, "num_frames": 9}
+
+
+@pytest.fixture(scope="module")
+def pipes():
+    torch.set_num_threads(2)
+    built = {}
+    for name in ("wan2.1-t2v-1.3b", "wan2.2-ti2v-5b", "wan2.2-t2v-a14b"):
+        pipe = randmodels.build_pipeline(
+            randmodels.tiny_config(name), device=CPU, dtype=torch.float32, vae_dtype=torch.float32
+        )
+        pipe.set_progress_bar_config(disable=True)
+        built[name] = pipe
+    return built
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm())
+
+
+def pipeline_latents(pipe, steps: int = 4, **kwargs) -> torch.Tensor:
+    out = pipe(
+        "a cat",
+        negative_prompt="blurry",
+        num_inference_steps=steps,
+        guidance_scale=5.0,
+        generator=torch.Generator().manual_seed(0),
+        output_type="latent",
+        **{**SIZE, **kwargs},
+    )
+    return out.frames
+
+
+def loop_latents(pipe, steps: int = 4, options=wan_loop.LoopOptions(), **kwargs) -> torch.Tensor:
+    positive, negative = wan_loop.encode_prompts(pipe, "a cat", "blurry", guidance=True, device=CPU)
+    return wan_loop.denoise(
+        pipe,
+        prompt_embeds=positive,
+        negative_prompt_embeds=negative,
+        num_inference_steps=steps,
+        guidance_scale=5.0,
+        generator=torch.Generator().manual_seed(0),
+        options=options,
+        **{**SIZE, **kwargs},
+    )
+
+
+def test_batched_cfg_matches_wan_pipeline(pipes):
+    pipe = pipes["wan2.1-t2v-1.3b"]
+    assert rel_err(loop_latents(pipe), pipeline_latents(pipe)) < 1e-4
+
+
+def test_sequential_cfg_is_the_pipeline_computation(pipes):
+    pipe = pipes["wan2.1-t2v-1.3b"]
+    options = wan_loop.LoopOptions(batched_cfg=False)
+    assert rel_err(loop_latents(pipe, options=options), pipeline_latents(pipe)) < 1e-6
+
+
+@pytest.mark.parametrize("uniform", [True, False])
+def test_ti2v_expand_timesteps_matches_wan_pipeline(pipes, uniform):
+    pipe = pipes["wan2.2-ti2v-5b"]
+    assert pipe.config.expand_timesteps
+    options = wan_loop.LoopOptions(batched_cfg=True, uniform_timesteps=uniform)
+    assert rel_err(loop_latents(pipe, options=options), pipeline_latents(pipe)) < 1e-4
+
+
+def test_a14b_switches_to_the_second_expert_at_the_boundary_like_the_pipeline(pipes):
+    pipe = pipes["wan2.2-t2v-a14b"]
+    calls = {"transformer": 0, "transformer_2": 0}
+    hooks = [
+        getattr(pipe, name).register_forward_hook(lambda *a, n=name: calls.__setitem__(n, calls[n] + 1))
+        for name in calls
+    ]
+    try:
+        ours = loop_latents(pipe, steps=8, guidance_scale_2=3.0)
+        high, low = calls["transformer"], calls["transformer_2"]
+        reference = pipeline_latents(pipe, steps=8, guidance_scale_2=3.0)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert high > 0 and low > 0 and high + low == 8  # one batched forward per step
+    assert calls["transformer"] - high == 2 * high  # the pipeline runs two forwards per step
+    assert rel_err(ours, reference) < 1e-4
+
+
+def test_same_seed_same_latents_and_another_seed_differs(pipes):
+    pipe = pipes["wan2.1-t2v-1.3b"]
+    first, second = loop_latents(pipe), loop_latents(pipe)
+    positive, negative = wan_loop.encode_prompts(pipe, "a cat", "blurry", guidance=True, device=CPU)
+    other = wan_loop.denoise(
+        pipe,
+        prompt_embeds=positive,
+        negative_prompt_embeds=negative,
+        num_inference_steps=4,
+        guidance_scale=5.0,
+        generator=torch.Generator().manual_seed(1),
+        **SIZE,
+    )
+    assert torch.equal(first, second)
+    assert rel_err(other, first) > 0.1
+
+
+def test_negative_prompt_is_encoded_once_per_cache(pipes):
+    pipe = pipes["wan2.1-t2v-1.3b"]
+    cache = wan_loop.NegativePromptCache()
+    seen = []
+    hook = pipe.text_encoder.register_forward_hook(lambda module, args, out: seen.append(args[0].shape[0]))
+    try:
+        for prompt in ("a cat", "a dog", "a bird"):
+            wan_loop.encode_prompts(pipe, prompt, "blurry", guidance=True, device=CPU, negative_cache=cache)
+    finally:
+        hook.remove()
+    assert len(seen) == 4  # three prompts, one negative
+    assert len(cache) == 1
+
+
+def test_without_guidance_one_forward_per_step_and_no_negative(pipes):
+    pipe = pipes["wan2.1-t2v-1.3b"]
+    positive, negative = wan_loop.encode_prompts(pipe, "a cat", "blurry", guidance=False, device=CPU)
+    rows = []
+    hook = pipe.transformer.register_forward_hook(lambda module, args, out: rows.append(args[0].shape[0]))
+    try:
+        wan_loop.denoise(
+            pipe,
+            prompt_embeds=positive,
+            negative_prompt_embeds=negative,
+            num_inference_steps=3,
+            guidance_scale=1.0,
+            generator=torch.Generator().manual_seed(0),
+            **SIZE,
+        )
+    finally:
+        hook.remove()
+    assert negative is None
+    assert rows == [1, 1, 1]
+
+
+def test_step_callback_sees_every_step_and_can_stop_the_loop(pipes):
+    pipe = pipes["wan2.1-t2v-1.3b"]
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def on_step(i, total, latents):
+        seen.append((i, total, latents.shape))
+        if i == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        loop_latents(pipe, steps=6, on_step=on_step)
+    assert [(i, total) for i, total, _ in seen] == [(0, 6), (1, 6)]
+
+
+def test_max_steps_runs_the_first_steps_of_the_full_schedule(pipes):
+    pipe = pipes["wan2.1-t2v-1.3b"]
+    partial = loop_latents(pipe, steps=6, max_steps=2)
+    stamps = []
+    loop_latents(pipe, steps=6, on_step=lambda i, total, latents: stamps.append(latents.clone()))
+    assert rel_err(partial, stamps[1]) < 1e-6
+
+
+def test_sizes_off_the_model_grid_are_refused(pipes):
+    pipe = pipes["wan2.1-t2v-1.3b"]
+    with pytest.raises(ValueError, match="multiple"):
+        loop_latents(pipe, height=72)
+    with pytest.raises(ValueError, match="4k\\+1"):
+        loop_latents(pipe, num_frames=10)
+
+
+def test_decode_latents_gives_frames_of_the_requested_size(pipes):
+    pipe = pipes["wan2.2-ti2v-5b"]
+    video = wan_loop.decode_latents(pipe, loop_latents(pipe, steps=2), output_type="np")
+    assert video.shape == (1, 9, 64, 64, 3)
