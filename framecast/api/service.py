@@ -69,22 +69,21 @@ class RequestService:
         principal.check_owns(job)
         return job
 
-    def snapshot(self, job_id: str) -> tuple[Job, int | None]:
-        """The job and, while it is queued, its queue position (read consistently enough for a status)."""
-        job = self.store.get(job_id)
+    def snapshot(self, job_id: str, job: Job | None = None) -> tuple[Job, int | None]:
+        """The job (re-read unless given) and, while it is queued, its position in the queue."""
+        job = job or self.store.get(job_id)
         assert job is not None
         if job.status is not JobStatus.IN_QUEUE:
             return job, None
         position = self.store.queue_position(job_id)
-        if position is None:  # claimed or cancelled between the two reads
+        if position is None:  # claimed or cancelled since it was read
             return self.snapshot(job_id)
         return job, position
 
     def status(
         self, request_id: str, principal: Principal, with_logs: bool
     ) -> tuple[Job, int | None, list[LogEntry] | None]:
-        self.get(request_id, principal)
-        job, position = self.snapshot(request_id)
+        job, position = self.snapshot(request_id, self.get(request_id, principal))
         return job, position, self.store.logs(job.id) if with_logs else None
 
     def finished(self, request_id: str, principal: Principal) -> Job:
