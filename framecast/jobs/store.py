@@ -10,6 +10,7 @@ one engine, one connection per call.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -552,17 +553,24 @@ def _job(row: Row) -> Job:
 # -- the dialect switch -------------------------------------------------------------------------------------
 
 
+def _strict_json(value: Any) -> str:
+    # PostgreSQL refuses NaN and Infinity in JSON; refuse them on SQLite too, so both behave the same.
+    return json.dumps(value, allow_nan=False)
+
+
 def _create_engine(database_url: str) -> Engine:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, json_serializer=_strict_json
+        )
         _setup_sqlite(engine)
         return engine
     if url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")  # the `postgres` extra installs psycopg 3
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, json_serializer=_strict_json)
 
 
 def _setup_sqlite(engine: Engine) -> None:

@@ -10,6 +10,9 @@ import uuid
 from datetime import timedelta, timezone
 from pathlib import Path
 
+import pytest
+from sqlalchemy.exc import StatementError
+
 from framecast.jobs import CancelOutcome, JobStatus, JobStore, NewJob, Priority
 from framecast.jobs.store import utcnow
 
@@ -156,6 +159,15 @@ def test_a_stale_attempt_can_neither_heartbeat_nor_complete_nor_fail(store: JobS
     assert done.output == {"video": "fresh"}
     assert done.error is None
     assert done.inference_time is not None and done.inference_time >= 0
+
+
+def test_an_output_that_is_not_strict_json_is_refused_on_every_database(store: JobStore) -> None:
+    job = store.enqueue(new_job())
+    store.claim("w", 30)
+
+    with pytest.raises((ValueError, StatementError), match="JSON compliant"):
+        store.complete(job.id, 1, {"score": float("nan")})
+    assert store.get(job.id).status is JobStatus.IN_PROGRESS  # type: ignore[union-attr]
 
 
 def test_complete_of_a_job_that_was_never_claimed_is_refused(store: JobStore) -> None:
