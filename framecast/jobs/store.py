@@ -57,6 +57,7 @@ WORKER_LOST_TYPE = "worker_lost"
 WORKER_LOST_STATUS = 500
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_POOL_SIZE = 48
 
 
 def utcnow() -> datetime:
@@ -563,8 +564,14 @@ def _create_engine(database_url: str) -> Engine:
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        # SQLite connections are cheap, and a status poll waiting for a pooled connection is what makes the
+        # tail slow when the API's thread pool (40 threads) polls at once: size the pool above that.
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, json_serializer=_strict_json
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            json_serializer=_strict_json,
+            pool_size=SQLITE_POOL_SIZE,
+            max_overflow=SQLITE_POOL_SIZE,
         )
         _setup_sqlite(engine)
         return engine
