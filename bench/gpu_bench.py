@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import statistics
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,7 +141,7 @@ class Bench:
         self.out = Path(args.out) if args.out else None
         self.log_lines: list[str] = []
         self.results: dict = {"presets": {}, "skipped": []}
-        self.presets_left = 0
+        self.deferred: list[tuple[str, Callable[[], float], Callable[[], None]]] = []
 
     # -- plumbing --------------------------------------------------------------------------------------------
     def log(self, message: str) -> None:
@@ -353,7 +355,7 @@ class Bench:
         self.log(f"attention probe: {res['attention']} -> {backend}")
 
         # 4. Arms, most important first
-        arms = res["arms"]
+        arms: dict[str, Arm] = {}
         n_steps = self.steps_total()
 
         def est() -> float:
@@ -367,6 +369,7 @@ class Bench:
             if result is not None:
                 arms[arm_name] = result
                 self.log(f"{arm_name}: {result.s_per_step:.3f} s/step, peak {result.peak_gib:.1f} GiB")
+                self.summarize(res, arms, x0)  # keeps what was measured if a later item fails
 
         full = wan_loop.LoopOptions(batched_cfg=True, uniform_timesteps=True)
         arm("plain", lambda: self.run_plain(plain, case, x0, "plain"))
@@ -413,6 +416,17 @@ class Bench:
                 ),
             )
 
+        def no_cfg_arm() -> Arm:
+            # What a CFG-free distilled variant (accel.VARIANTS) pays per step: one forward of batch 1.
+            accel.set_attention_backend(transformer, backend)
+            try:
+                return self.run_loop(plain, case, x0, (embeds[0], None), full, "no-cfg")
+            finally:
+                accel.set_attention_backend(transformer, "native")
+
+        if any(v.base == name and v.guidance_scale == 1.0 for v in accel.VARIANTS.values()):
+            arm("no-cfg", no_cfg_arm)
+
         # 5. FLOPs of one batched forward, counted by torch
         if self.budget.allows(f"{name} flop count", est() / n_steps + 2, self.log):
             res["counted_tflop_per_step"] = self.guarded(
@@ -456,12 +470,9 @@ class Bench:
             del video32
         del video16
 
-        # 7. Optional: regional compile of the framecast arm (changes the transformer in place, so last)
-        # The presets still to come keep their share: compile is the first thing to go.
-        reserve = self.args.preset_reserve * self.presets_left
-        if self.args.compile and self.budget.allows(
-            f"{name} compile", self.args.compile_estimate + est() + reserve, self.log
-        ):
+        # 7. Optional: regional compile, deferred until every preset has had its core arms (it can take
+        # minutes cold, and it changes the transformer in place)
+        if self.args.compile and name in self.args.compile_presets:
 
             def compiled() -> Arm:
                 accel.compile_transformer(transformer, backend=self.args.compile_backend)
@@ -470,13 +481,21 @@ class Bench:
                 res["compile_first_steps_s"] = time.perf_counter() - start
                 return result
 
-            arm("+compile", compiled)
+            def deferred() -> None:
+                arm("+compile", compiled)
+                self.summarize(res, arms, x0)
 
-        # 8. Agreement with plain at equal steps
+            self.deferred.append((f"{name} compile", est, deferred))
+        self.summarize(res, arms, x0)
+
+    def summarize(self, res: dict, arms: dict[str, Arm], x0: torch.Tensor) -> None:
+        """Agreement with plain at equal steps, and the arms as plain data for the tables and the JSON."""
         if "plain" in arms:
             base = arms["plain"].latents
             for a in arms.values():
-                if a.latents is not None and a is not arms["plain"]:
+                if a.name == "no-cfg":
+                    a.note = "n/a (no CFG)"
+                elif a.latents is not None and a is not arms["plain"]:
                     a.note = f"{rel_err(a.latents, base):.1e} / {rel_err(a.latents - x0, base - x0):.1e}"
         res["arms"] = {
             k: {
@@ -487,7 +506,6 @@ class Bench:
             }
             for k, a in arms.items()
         }
-        res["_arms"] = arms
 
     def count_step_flops(self, pipe, case, x0, embeds, backend) -> float:
         from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -538,14 +556,20 @@ class Bench:
         )
         self.results["text_encoder_build_s"] = build_s
         self.log(f"built text encoder {name} in {build_s:.1f}s ({self.peak_gib():.1f} GiB)")
-        for i, preset in enumerate(self.args.presets):
-            self.presets_left = len(self.args.presets) - i - 1
+        for preset in self.args.presets:
             if self.budget.left() < 20:
                 self.log(f"SKIP preset {preset}: {self.budget.left():.0f}s left")
                 continue
             self.guarded(
                 f"preset {preset}", lambda p=preset: self.bench_preset(p, text_encoder, tokenizer, peak)
             )
+            gc.collect()  # what the preset built goes with its frame, unless a deferred item holds it
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+        for what, est, item in self.deferred:
+            if self.budget.allows(what, self.args.compile_estimate + est(), self.log):
+                self.guarded(what, item)
+        self.deferred.clear()
         return self.results
 
 
@@ -605,6 +629,14 @@ def format_tables(results: dict) -> str:
             f"{res['analytic_tflop_per_step']:.4g} / {_f(counted, '.4g')} | "
             f"{res['build_s'].get('transformer', 0):.1f} / {res['build_s'].get('vae', 0):.1f} |"
         )
+        for variant in accel.VARIANTS.values():
+            no_cfg, dec = arms.get("no-cfg", {}).get("s_per_step"), res.get("decode_bf16_s")
+            if variant.base == name and variant.guidance_scale == 1.0 and no_cfg and dec:
+                turbo = res["text_encode_framecast_s"] + variant.steps * no_cfg + dec
+                lines.append(
+                    f"|  | {variant.name} ({variant.steps} steps, no CFG, extrapolated): "
+                    f"{turbo:.1f} s end to end |||||||"
+                )
         if "attention" in res:
             lines.append(
                 f"|  | attention probe ({res['attention_backend']} chosen): "
@@ -638,11 +670,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--compile", action="store_true", help="also time the framecast arm after regional compile"
     )
     parser.add_argument("--compile-backend", default="inductor")
+    parser.add_argument("--compile-presets", nargs="+", default=["wan2.2-ti2v-5b"], choices=list(CASES))
     parser.add_argument(
         "--compile-estimate", type=float, default=120.0, help="seconds a cold compile may take"
-    )
-    parser.add_argument(
-        "--preset-reserve", type=float, default=60.0, help="seconds kept for each preset to come"
     )
     parser.add_argument("--out", default=os.environ.get("OUT"), help="folder for bench.json and the log")
     return parser.parse_args(argv)
@@ -653,14 +683,12 @@ def main(argv: list[str] | None = None) -> dict:
     torch.manual_seed(0)
     bench = Bench(args)
     results = bench.run()
-    arms = {name: res.pop("_arms", None) for name, res in results["presets"].items()}
     table = format_tables(results)
     if bench.out:
         bench.out.mkdir(parents=True, exist_ok=True)
         (bench.out / "bench.json").write_text(json.dumps(results, indent=2, default=str))
         (bench.out / "bench.md").write_text(table + "\n")
     print("\n" + table, flush=True)
-    results["_arms"] = arms
     return results
 
 

@@ -79,3 +79,44 @@ def test_warm_up_runs_one_step_per_bucket():
     seconds = accel.warm_up(lambda w, h, f: seen.append((w, h, f)), [(1280, 704, 121), (704, 1280, 121)])
     assert seen == [(1280, 704, 121), (704, 1280, 121)]
     assert set(seconds) == set(seen)
+
+
+def test_first_block_cache_variant_is_exact_at_threshold_zero_and_reuses_blocks_above_it():
+    from framecast.engine import wan_loop
+
+    def render(threshold: float | None) -> torch.Tensor:
+        pipe = randmodels.build_pipeline(
+            randmodels.tiny_config("wan2.1-t2v-1.3b"),
+            device=CPU,
+            dtype=torch.float32,
+            vae_dtype=torch.float32,
+        )
+        if threshold is not None:
+            accel.apply_variant(
+                pipe, accel.Variant("fbc", "wan2.1-t2v-1.3b", 8, 5.0, "", first_block_cache=threshold)
+            )
+        positive, negative = wan_loop.encode_prompts(pipe, "a cat", "blurry", guidance=True, device=CPU)
+        return wan_loop.denoise(
+            pipe,
+            prompt_embeds=positive,
+            negative_prompt_embeds=negative,
+            height=64,
+            width=64,
+            num_frames=9,
+            num_inference_steps=8,
+            guidance_scale=5.0,
+            generator=torch.Generator().manual_seed(0),
+        )
+
+    reference = render(None)
+    assert torch.allclose(render(0.0), reference, atol=1e-6)
+    assert not torch.allclose(render(0.5), reference, atol=1e-3)
+
+
+def test_every_variant_names_a_base_preset_and_its_tradeoff():
+    from framecast.engine.presets import get_preset
+
+    for variant in accel.VARIANTS.values():
+        base = get_preset(variant.base)
+        assert variant.tradeoff and variant.steps <= base.steps
+        assert variant.name.startswith(variant.base)
