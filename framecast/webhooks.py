@@ -25,8 +25,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from framecast.config import Settings
+from framecast.jobs.database import utcnow
 from framecast.jobs.models import WebhookDelivery
-from framecast.jobs.store import JobStore, utcnow
+from framecast.jobs.store import JobStore
 
 __all__ = ["WebhookDispatcher", "WebhookSigner", "signed_message", "webhook_body"]
 

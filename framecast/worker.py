@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from framecast.config import Settings
 from framecast.engine.base import Engine, RenderResult
 from framecast.errors import FramecastError, InputError, ModelUnavailableError, RenderStopped
+from framecast.jobs.database import utcnow
 from framecast.jobs.models import Job
 from framecast.jobs.store import (
     CANCELLED_MESSAGE,
@@ -34,7 +35,6 @@ from framecast.jobs.store import (
     TIMEOUT_STATUS,
     TIMEOUT_TYPE,
     JobStore,
-    utcnow,
 )
 from framecast.schema import File, TextToVideoInput, TextToVideoOutput
 from framecast.storage import Storage, new_output_key, open_storage
@@ -236,7 +236,7 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous: dict[int, Any] = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     def graceful(signum: int, _frame: Any) -> None:
         stop.set()

@@ -1,43 +1,28 @@
 """The durable job queue: one SQL table of jobs, their logs, output files and a webhook outbox.
 
-SQLAlchemy Core on SQLite (WAL) by default and PostgreSQL when distributed. The dialect switch is
-``_create_engine`` (SQLite pragmas, ``BEGIN IMMEDIATE`` for writes) plus ``_skip_locked`` (claims take
-``FOR UPDATE SKIP LOCKED`` on PostgreSQL). The job status is a state machine (``TRANSITIONS``); each
-transition is one conditional UPDATE on the expected status and attempt, and ``attempt`` is the fencing
+SQLAlchemy Core on SQLite (WAL) by default and PostgreSQL when distributed; the dialect switch lives in
+``database.py``, the webhook outbox in ``outbox.py``. The job status is a state machine (``TRANSITIONS``):
+each transition is one conditional UPDATE on the expected status and attempt, and ``attempt`` is the fencing
 token that stops a worker whose lease was taken over from writing a result. Public methods are thread-safe:
 one engine, one connection per call.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    Engine,
-    Row,
-    Select,
-    and_,
-    create_engine,
-    event,
-    func,
-    insert,
-    make_url,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import Connection, Engine, Row, and_, func, insert, or_, select, update
 from sqlalchemy import delete as sql_delete
 
+from framecast.jobs.database import connect, utcnow
 from framecast.jobs.migrations import migrate
-from framecast.jobs.models import CancelOutcome, Job, JobStatus, LogEntry, NewJob, Priority, WebhookDelivery
-from framecast.jobs.tables import files, job_logs, jobs, webhooks
+from framecast.jobs.models import CancelOutcome, Job, JobStatus, LogEntry, NewJob
+from framecast.jobs.outbox import WebhookOutbox
+from framecast.jobs.tables import files, job_logs, jobs, load_job
+
+__all__ = ["JobStore", "utcnow"]
 
 QUEUED, RUNNING, DONE = JobStatus.IN_QUEUE, JobStatus.IN_PROGRESS, JobStatus.COMPLETED
 
@@ -56,52 +41,27 @@ TIMEOUT_STATUS = 504
 WORKER_LOST_TYPE = "worker_lost"
 WORKER_LOST_STATUS = 500
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
-SQLITE_POOL_SIZE = 48
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
 
 class IllegalTransition(ValueError):
     pass
 
 
-class JobStore:
+class JobStore(WebhookOutbox):
     """Enqueue, claim with a lease, heartbeat, complete or fail, cancel, reap, logs, files and webhooks."""
 
     def __init__(self, engine: Engine, *, max_attempts: int = 3) -> None:
-        self._engine = engine
+        super().__init__(engine)
         self.max_attempts = max_attempts
-        self._skip_locked = engine.dialect.name == "postgresql"
 
     @classmethod
     def open(cls, database_url: str, *, max_attempts: int = 3) -> JobStore:
-        engine = _create_engine(database_url)
+        engine = connect(database_url)
         try:
             migrate(engine)
         except BaseException:
             engine.dispose()
             raise
         return cls(engine, max_attempts=max_attempts)
-
-    def close(self) -> None:
-        self._engine.dispose()
-
-    # -- connections ----------------------------------------------------------------------------------------
-
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        with self._engine.connect() as conn:
-            conn.execution_options(framecast_write=True)
-            with conn.begin():
-                yield conn
-
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with self._engine.connect() as conn:
-            yield conn
 
     # -- jobs -----------------------------------------------------------------------------------------------
 
@@ -131,11 +91,11 @@ class JobStore:
                     start_deadline=deadline,
                 )
             )
-            return self._get(conn, job_id)  # type: ignore[return-value]
+            return load_job(conn, job_id)  # type: ignore[return-value]
 
     def get(self, job_id: str) -> Job | None:
         with self._read() as conn:
-            return self._get(conn, job_id)
+            return load_job(conn, job_id)
 
     def queue_position(self, job_id: str) -> int | None:
         """How many queued jobs run before this one; ``None`` when it is not queued."""
@@ -169,9 +129,7 @@ class JobStore:
                 .order_by(jobs.c.priority, jobs.c.seq)
                 .limit(1)
             )
-            if self._skip_locked:
-                query = query.with_for_update(skip_locked=True)
-            row = conn.execute(query).first()
+            row = conn.execute(self.lock_rows(query)).first()
             if row is None:
                 return None
             claimed = self._transition(
@@ -185,7 +143,7 @@ class JobStore:
                 lease_expires_at=now + timedelta(seconds=lease_seconds),
                 started_at=now,
             )
-            return self._get(conn, row.id) if claimed else None
+            return load_job(conn, row.id) if claimed else None
 
     def heartbeat(self, job_id: str, attempt: int, lease_seconds: float) -> bool:
         """Extend the lease; ``False`` means this attempt no longer owns the job and must stop."""
@@ -306,78 +264,6 @@ class JobStore:
         with self._write() as conn:
             conn.execute(sql_delete(files).where(files.c.key == key))
 
-    # -- webhook outbox -------------------------------------------------------------------------------------
-
-    def claim_webhook(self, worker_id: str, lease_seconds: float) -> WebhookDelivery | None:
-        """Take one due delivery under a lease; if its sender dies mid-delivery it is due at lease end."""
-        if not self._exists(select(webhooks.c.id).where(webhooks.c.state == "PENDING")):
-            return None
-        with self._write() as conn:
-            now = utcnow()
-            query = (
-                select(webhooks)
-                .where(
-                    webhooks.c.state == "PENDING",
-                    webhooks.c.next_at <= now,
-                    or_(webhooks.c.lease_expires_at.is_(None), webhooks.c.lease_expires_at < now),
-                )
-                .order_by(webhooks.c.next_at, webhooks.c.id)
-                .limit(1)
-            )
-            if self._skip_locked:
-                query = query.with_for_update(skip_locked=True)
-            row = conn.execute(query).first()
-            if row is None:
-                return None
-            result = conn.execute(
-                update(webhooks)
-                .where(webhooks.c.id == row.id, webhooks.c.attempts == row.attempts)
-                .values(
-                    attempts=row.attempts + 1,
-                    worker_id=worker_id,
-                    lease_expires_at=now + timedelta(seconds=lease_seconds),
-                )
-            )
-            if result.rowcount != 1:
-                return None
-            job = self._get(conn, row.job_id)
-            assert job is not None, "an outbox row always has its job"
-            return WebhookDelivery(
-                id=row.id, job=job, url=row.url, payload=row.payload, attempt=row.attempts + 1
-            )
-
-    def webhook_delivered(self, delivery_id: int) -> None:
-        self._end_webhook(delivery_id, "DELIVERED", None)
-
-    def webhook_retry(self, delivery_id: int, error: str, next_at: datetime) -> None:
-        with self._write() as conn:
-            conn.execute(
-                update(webhooks)
-                .where(webhooks.c.id == delivery_id)
-                .values(next_at=next_at, last_error=error, lease_expires_at=None, worker_id=None)
-            )
-
-    def webhook_give_up(self, delivery_id: int, error: str) -> None:
-        self._end_webhook(delivery_id, "FAILED", error)
-
-    def webhook_state(self, delivery_id: int) -> str | None:
-        with self._read() as conn:
-            return conn.execute(select(webhooks.c.state).where(webhooks.c.id == delivery_id)).scalar()
-
-    def _end_webhook(self, delivery_id: int, state: str, error: str | None) -> None:
-        with self._write() as conn:
-            conn.execute(
-                update(webhooks)
-                .where(webhooks.c.id == delivery_id)
-                .values(
-                    state=state,
-                    payload=None,
-                    last_error=error,
-                    lease_expires_at=None,
-                    delivered_at=utcnow() if state == "DELIVERED" else None,
-                )
-            )
-
     # -- the state machine ----------------------------------------------------------------------------------
 
     def _transition(
@@ -430,17 +316,7 @@ class JobStore:
             return False
         webhook_url = conn.execute(select(jobs.c.webhook_url).where(jobs.c.id == job_id)).scalar()
         if webhook_url:
-            conn.execute(
-                insert(webhooks).values(
-                    job_id=job_id,
-                    url=webhook_url,
-                    payload=output,
-                    state="PENDING",
-                    attempts=0,
-                    next_at=now,
-                    created_at=now,
-                )
-            )
+            self._queue_webhook(conn, job_id, webhook_url, output, now)
         return True
 
     def _finish_cancelled(self, conn: Connection, job_id: str, attempt: int, expected: JobStatus) -> bool:
@@ -514,86 +390,3 @@ class JobStore:
         conn.execute(
             insert(job_logs).values(job_id=job_id, level=level, message=message, created_at=utcnow())
         )
-
-    def _exists(self, query: Select) -> bool:
-        with self._read() as conn:
-            return conn.execute(query.limit(1)).first() is not None
-
-    def _get(self, conn: Connection, job_id: str) -> Job | None:
-        row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
-        return None if row is None else _job(row)
-
-
-def _job(row: Row) -> Job:
-    return Job(
-        id=row.id,
-        endpoint=row.endpoint,
-        owner=row.owner,
-        status=JobStatus(row.status),
-        priority=Priority(row.priority),
-        input=row.input,
-        output=row.output,
-        error=row.error,
-        error_type=row.error_type,
-        error_status=row.error_status,
-        attempt=row.attempt,
-        cancel_requested=bool(row.cancel_requested),
-        webhook_url=row.webhook_url,
-        store_io=bool(row.store_io),
-        file_ttl_seconds=row.file_ttl_seconds,
-        base_url=row.base_url,
-        created_at=row.created_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        start_deadline=row.start_deadline,
-        lease_expires_at=row.lease_expires_at,
-        worker_id=row.worker_id,
-    )
-
-
-# -- the dialect switch -------------------------------------------------------------------------------------
-
-
-def _strict_json(value: Any) -> str:
-    # PostgreSQL refuses NaN and Infinity in JSON; refuse them on SQLite too, so both behave the same.
-    return json.dumps(value, allow_nan=False)
-
-
-def _create_engine(database_url: str) -> Engine:
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        # SQLite connections are cheap, and a status poll waiting for a pooled connection is what makes the
-        # tail slow when the API's thread pool (40 threads) polls at once: size the pool above that.
-        engine = create_engine(
-            url,
-            connect_args={"check_same_thread": False, "timeout": 30},
-            json_serializer=_strict_json,
-            pool_size=SQLITE_POOL_SIZE,
-            max_overflow=SQLITE_POOL_SIZE,
-        )
-        _setup_sqlite(engine)
-        return engine
-    if url.drivername == "postgresql":
-        url = url.set(drivername="postgresql+psycopg")  # the `postgres` extra installs psycopg 3
-    return create_engine(url, pool_pre_ping=True, json_serializer=_strict_json)
-
-
-def _setup_sqlite(engine: Engine) -> None:
-    """WAL so readers never wait; writers take the lock up front (BEGIN IMMEDIATE) so two processes never
-    deadlock upgrading a read lock, and wait up to the busy timeout instead of failing."""
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # the driver must not BEGIN on its own; _on_begin does
-        cursor = dbapi_conn.cursor()
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")  # first: switching to WAL may wait
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        write = conn.get_execution_options().get("framecast_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

@@ -1,4 +1,5 @@
-"""The job store's tables as the newest migration leaves them; every query is written against these."""
+"""The job store's tables as the newest migration leaves them (every query is written against these), and the
+record a job row reads back as."""
 
 from __future__ import annotations
 
@@ -8,16 +9,21 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Connection,
     DateTime,
     Dialect,
     Index,
     Integer,
     MetaData,
+    Row,
     String,
     Table,
     Text,
     TypeDecorator,
+    select,
 )
+
+from framecast.jobs.models import Job, JobStatus, Priority
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -111,3 +117,35 @@ files = Table(
     Column("expires_at", UTCDateTime),
     Index("ix_files_expiry", "expires_at"),
 )
+
+
+def load_job(conn: Connection, job_id: str) -> Job | None:
+    row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+    return None if row is None else job_from_row(row)
+
+
+def job_from_row(row: Row) -> Job:
+    return Job(
+        id=row.id,
+        endpoint=row.endpoint,
+        owner=row.owner,
+        status=JobStatus(row.status),
+        priority=Priority(row.priority),
+        input=row.input,
+        output=row.output,
+        error=row.error,
+        error_type=row.error_type,
+        error_status=row.error_status,
+        attempt=row.attempt,
+        cancel_requested=bool(row.cancel_requested),
+        webhook_url=row.webhook_url,
+        store_io=bool(row.store_io),
+        file_ttl_seconds=row.file_ttl_seconds,
+        base_url=row.base_url,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        start_deadline=row.start_deadline,
+        lease_expires_at=row.lease_expires_at,
+        worker_id=row.worker_id,
+    )

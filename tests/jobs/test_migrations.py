@@ -8,15 +8,15 @@ from sqlalchemy import insert, inspect, select, update
 
 from framecast.errors import ConfigError
 from framecast.jobs import JobStatus, JobStore
+from framecast.jobs.database import connect, utcnow
 from framecast.jobs.migrations import LATEST, migrate
-from framecast.jobs.store import _create_engine, utcnow
 from framecast.jobs.tables import jobs, metadata, schema_version
 
 
 def make_v1_database(path: Path) -> str:
     """A database as release 1 left it, with one queued job that has a webhook."""
     url = f"sqlite:///{path}"
-    engine = _create_engine(url)
+    engine = connect(url)
     assert migrate(engine, target=1) == 1
     with engine.begin() as conn:
         conn.execute(
@@ -40,6 +40,15 @@ def make_v1_database(path: Path) -> str:
     return url
 
 
+def versions_in(url: str) -> list[int]:
+    engine = connect(url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(select(schema_version.c.version)).scalars())
+    finally:
+        engine.dispose()
+
+
 def test_opening_a_v1_database_upgrades_it_and_keeps_its_jobs(tmp_path: Path) -> None:
     url = make_v1_database(tmp_path / "v1.db")
 
@@ -50,14 +59,13 @@ def test_opening_a_v1_database_upgrades_it_and_keeps_its_jobs(tmp_path: Path) ->
         assert store.complete(job.id, job.attempt, {"video": "x"})  # writes the v2 webhook outbox
         assert store.get(job.id).status is JobStatus.COMPLETED  # type: ignore[union-attr]
         assert store.claim_webhook("d", 30) is not None
-        with store._engine.connect() as conn:
-            assert conn.execute(select(schema_version.c.version)).scalars().all() == [LATEST]
+        assert versions_in(url) == [LATEST]
     finally:
         store.close()
 
 
 def test_the_migrated_schema_is_the_one_the_store_queries(tmp_path: Path) -> None:
-    engine = _create_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+    engine = connect(f"sqlite:///{tmp_path / 'fresh.db'}")
     migrate(engine)
     inspector = inspect(engine)
 
@@ -70,18 +78,15 @@ def test_the_migrated_schema_is_the_one_the_store_queries(tmp_path: Path) -> Non
 def test_reopening_an_up_to_date_database_changes_nothing(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     JobStore.open(url).close()
-    store = JobStore.open(url)
-    try:
-        with store._engine.connect() as conn:
-            assert conn.execute(select(schema_version.c.version)).scalars().all() == [LATEST]
-    finally:
-        store.close()
+    JobStore.open(url).close()
+
+    assert versions_in(url) == [LATEST]
 
 
 def test_a_database_from_a_newer_release_is_refused_with_a_clear_error(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'future.db'}"
     JobStore.open(url).close()
-    engine = _create_engine(url)
+    engine = connect(url)
     with engine.begin() as conn:
         conn.execute(update(schema_version).values(version=LATEST + 1))
     engine.dispose()
@@ -108,9 +113,4 @@ def test_several_processes_opening_a_new_database_at_once_migrate_it_once(databa
         t.join()
 
     assert errors == []
-    store = JobStore.open(database_url)
-    try:
-        with store._engine.connect() as conn:
-            assert conn.execute(select(schema_version.c.version)).scalars().all() == [LATEST]
-    finally:
-        store.close()
+    assert versions_in(database_url) == [LATEST]

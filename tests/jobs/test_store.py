@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy.exc import StatementError
 
 from framecast.jobs import CancelOutcome, JobStatus, JobStore, NewJob, Priority
-from framecast.jobs.store import utcnow
+from framecast.jobs.database import utcnow
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,0 +1,100 @@
+"""The one place SQLite and PostgreSQL differ: engine set-up, transactions, and how claims lock rows.
+
+SQLite runs in WAL mode so readers never wait; writes take the lock up front (``BEGIN IMMEDIATE``) so two
+processes never deadlock upgrading a read lock, and wait up to the busy timeout instead of failing.
+PostgreSQL claims rows with ``FOR UPDATE SKIP LOCKED`` (``Database.lock_rows``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Select, create_engine, event, make_url
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_POOL_SIZE = 48
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Database:
+    """One engine for the process; every call takes its own connection, so methods are thread-safe."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._skip_locked = engine.dialect.name == "postgresql"
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def lock_rows(self, query: Select) -> Select:
+        """A claim's SELECT: on PostgreSQL, lock the row and skip rows other claimers hold."""
+        return query.with_for_update(skip_locked=True) if self._skip_locked else query
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._engine.connect() as conn:
+            conn.execution_options(framecast_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._engine.connect() as conn:
+            yield conn
+
+    def _exists(self, query: Select) -> bool:
+        with self._read() as conn:
+            return conn.execute(query.limit(1)).first() is not None
+
+
+def _strict_json(value: Any) -> str:
+    # PostgreSQL refuses NaN and Infinity in JSON; refuse them on SQLite too, so both behave the same.
+    return json.dumps(value, allow_nan=False)
+
+
+def connect(database_url: str) -> Engine:
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        # SQLite connections are cheap, and a status poll waiting for a pooled connection is what makes the
+        # tail slow when the API's thread pool (40 threads) polls at once: size the pool above that.
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            json_serializer=_strict_json,
+            pool_size=SQLITE_POOL_SIZE,
+            max_overflow=SQLITE_POOL_SIZE,
+        )
+        _setup_sqlite(engine)
+        return engine
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")  # the `postgres` extra installs psycopg 3
+    return create_engine(url, pool_pre_ping=True, json_serializer=_strict_json)
+
+
+def _setup_sqlite(engine: Engine) -> None:
+    """WAL so readers never wait; writers take the lock up front (BEGIN IMMEDIATE) so two processes never
+    deadlock upgrading a read lock, and wait up to the busy timeout instead of failing."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # the driver must not BEGIN on its own; _on_begin does
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")  # first: switching to WAL may wait
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("framecast_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
