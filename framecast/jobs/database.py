@@ -16,6 +16,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, create_engine, event, make_url
 
+from framecast.errors import ConfigError
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_POOL_SIZE = 48
 
@@ -63,8 +65,11 @@ def _strict_json(value: Any) -> str:
 def connect(database_url: str) -> Engine:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        if not url.database or url.database == ":memory:":
+            raise ConfigError(
+                "the job store needs a database file that the API and workers share, not :memory:"
+            )
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         # SQLite connections are cheap, and a status poll waiting for a pooled connection is what makes the
         # tail slow when the API's thread pool (40 threads) polls at once: size the pool above that.
         engine = create_engine(

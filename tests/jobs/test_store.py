@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import StatementError
 
+from framecast.errors import ConfigError
 from framecast.jobs import CancelOutcome, JobStatus, JobStore, NewJob, Priority
 from framecast.jobs.database import utcnow
 
@@ -416,3 +417,8 @@ def test_the_sqlite_database_is_in_wal_mode_and_shared_between_stores(tmp_path: 
     finally:
         api.close()
         worker.close()
+
+
+def test_an_in_memory_database_is_refused_because_processes_could_not_share_it() -> None:
+    with pytest.raises(ConfigError, match="share"):
+        JobStore.open("sqlite://")
