@@ -12,6 +12,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from types import FrameType
 from typing import Any
 
 from framecast.config import Settings
-from framecast.errors import ModelUnavailableError
+from framecast.errors import ConfigError, ModelUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +39,10 @@ def serve(settings: Settings) -> None:
 
     from framecast.api import create_app
 
-    # 1. Refuse an open API on a network address, then build the app (opens the database and storage).
+    # 1. Refuse an open API on a network address; take the port (a busy one is a one-line error, not a log);
+    #    build the app (opens the database and storage).
     settings.check_bind_is_safe()
+    sock = _bind(settings.host, settings.port)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -61,13 +64,29 @@ def serve(settings: Settings) -> None:
     #    workers are stopped below instead of the process dying at once.
     previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        server.run()
+        server.run(sockets=[sock])
     finally:
+        sock.close()
         pool.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if pool.fatal is not None:
         raise ModelUnavailableError(pool.fatal)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
 
 
 def _ignore(signum: int, frame: FrameType | None) -> None:

@@ -7,6 +7,7 @@ import ipaddress
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -84,6 +85,21 @@ def test_serve_on_a_network_address_without_keys_refuses_in_one_line(
     assert code == 2
     assert err.startswith("framecast: error: refusing to listen on 0.0.0.0")
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_port_already_in_use_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        code = main(["api", "--port", str(port), "--data-dir", str(tmp_path)])
+
+    assert code == 2
+    assert (
+        capsys.readouterr().err
+        == f"framecast: error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    )
 
 
 def test_a_bad_environment_value_is_one_line_exit_2(tmp_path: Path) -> None:
@@ -282,7 +298,7 @@ def test_serve_with_missing_model_weights_exits_2_with_the_engine_sentence(tmp_p
         timeout=90,
     )
 
-    assert done.returncode == 2
+    assert done.returncode == 2, done.stderr[-3000:]
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("framecast: error: The weights of model wan2.1-t2v-1.3b")
     assert "Traceback" not in done.stderr
