@@ -26,7 +26,7 @@ from framecast.config import Settings
 from framecast.engine.base import Engine, RenderResult
 from framecast.errors import FramecastError, InputError, ModelUnavailableError, RenderStopped
 from framecast.jobs.database import utcnow
-from framecast.jobs.models import Job
+from framecast.jobs.models import Job, JobStatus
 from framecast.jobs.store import (
     CANCELLED_MESSAGE,
     CANCELLED_STATUS,
@@ -135,13 +135,24 @@ class Worker:
         return True
 
     def housekeeping(self) -> None:
-        """Recover jobs of dead workers and delete output files past their expiry."""
+        """Recover jobs of dead workers; delete expired output files and renders dead workers left."""
         reaped = self.store.reap()
         if reaped:
             logger.info("reaped %d job(s)", reaped)
         for key in self.store.expired_files(utcnow()):
             self.storage.delete(key)
             self.store.forget_file(key)
+        self._remove_abandoned_renders()
+
+    def _remove_abandoned_renders(self) -> None:
+        # A worker killed while encoding leaves <job id>-a<attempt>.mp4 in the shared work folder; other
+        # workers may be writing theirs, so only files of attempts no longer running go.
+        for path in self.work_dir.glob("*-a*.mp4"):
+            job_id, _, attempt = path.stem.rpartition("-a")
+            job = self.store.get(job_id)
+            running = job is not None and job.status is JobStatus.IN_PROGRESS
+            if not (running and str(job.attempt) == attempt):
+                path.unlink(missing_ok=True)
 
     def process(self, job: Job, stop: threading.Event) -> None:
         """Run one claimed job to its end; every exception becomes the job's error."""

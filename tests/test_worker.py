@@ -223,6 +223,23 @@ def test_an_output_file_with_a_lifecycle_preference_is_deleted_once_expired(
     assert store.get(expiring.id).status is JobStatus.COMPLETED  # type: ignore[union-attr]
 
 
+def test_housekeeping_removes_renders_left_by_a_dead_worker_but_not_running_ones(
+    settings: Settings, store: JobStore, storage: LocalStorage
+) -> None:
+    abandoned, running = submit(store), submit(store)
+    store.claim("dead-worker", 30)
+    store.claim("live-worker", 30)
+    store.fail(abandoned.id, 1, "gone", "internal_error", 500)
+    work = settings.data_dir / "work"
+    work.mkdir()
+    for name in (f"{abandoned.id}-a1.mp4", f"{running.id}-a1.mp4", f"{running.id}-a0.mp4"):
+        (work / name).write_bytes(b"partial")
+
+    Worker(settings, store, storage, InstantEngine()).housekeeping()
+
+    assert [p.name for p in work.iterdir()] == [f"{running.id}-a1.mp4"]
+
+
 def test_a_worker_that_lost_its_lease_stops_and_cannot_write_a_result(
     settings: Settings, store: JobStore, storage: LocalStorage, running_worker: Callable[..., Worker]
 ) -> None:
