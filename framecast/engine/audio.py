@@ -228,7 +228,7 @@ def build_tiny_audio(sample_rate: int = 16000, max_seconds: float = 10.5) -> Any
 
     vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
     vocab += [(c, -3.0) for c in "abcdefghijklmnopqrstuvwxyz"]
-    tokenizer = T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=512)
+    tokenizer = T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=64)
     hop = 4 * 8 * 8
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
