@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi.testclient import TestClient
 
 from framecast.jobs.store import JobStore
-from tests.api.conftest import ENDPOINT, requests_path, submit
+from tests.api.conftest import ENDPOINT, requests_path, run_job, submit
 from tests.live_server import REPO
 
 
@@ -83,3 +89,50 @@ def test_the_api_never_imports_the_model_stack() -> None:
     heavy, seconds = done.stdout.rsplit("]", 1)
     assert heavy == "["
     assert float(seconds) < 1.5  # CPU seconds: about 0.6 here; wall time depends on what shares the cores
+
+
+def test_the_api_process_delivers_webhooks_signed_with_its_published_key(
+    client: TestClient, store: JobStore
+) -> None:
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(
+                (
+                    {k.lower(): v for k, v in self.headers.items()},
+                    self.rfile.read(int(self.headers["Content-Length"])),
+                )
+            )
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), Hook) as hook:
+        threading.Thread(target=hook.serve_forever, args=(0.02,), daemon=True).start()
+        url = f"http://127.0.0.1:{hook.server_address[1]}/hook"
+        request_id = submit(client, params={"fal_webhook": url})["request_id"]
+        run_job(store)
+        deadline = time.monotonic() + 10
+        while not received:
+            assert time.monotonic() < deadline, "no webhook delivered"
+            time.sleep(0.02)
+        hook.shutdown()
+
+    headers, body = received[0]
+    payload = json.loads(body)
+    assert (payload["request_id"], payload["status"], payload["payload"]["seed"]) == (request_id, "OK", 1)
+    (jwk,) = client.get("/.well-known/jwks.json").json()["keys"]
+    public = Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(jwk["x"] + "=="))
+    message = "\n".join(
+        [
+            request_id,
+            headers["x-fal-webhook-user-id"],
+            headers["x-fal-webhook-timestamp"],
+            hashlib.sha256(body).hexdigest(),
+        ]
+    ).encode()
+    public.verify(bytes.fromhex(headers["x-fal-webhook-signature"]), message)  # raises if forged
