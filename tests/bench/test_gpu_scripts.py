@@ -88,3 +88,24 @@ def test_gpu_smoke_tiny_runs_each_preset(tmp_path, capsys):
         assert len(row["step_s"]) == 2 and row["finite"]
         assert row["video"] == [1, 3, 9, 64, 64]
     assert "| wan2.2-t2v-a14b |" in capsys.readouterr().out
+
+
+def test_gpu_scripts_start_without_packages_the_gpu_image_lacks(tmp_path):
+    """The GPU image has torch, transformers and accelerate, plus the carried wheels (diffusers, pydantic)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    missing = ["av", "fastapi", "starlette", "sqlalchemy", "uvicorn", "cryptography", "ftfy", "torchsde"]
+    code = (
+        "import sys, runpy\n"
+        f"for name in {missing!r}: sys.modules[name] = None\n"
+        "sys.argv = ['gpu_smoke', '--tiny', '--presets', 'wan2.1-t2v-1.3b', '--out', sys.argv[1]]\n"
+        "runpy.run_module('bench.gpu_smoke', run_name='__main__')\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], cwd=root, capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((tmp_path / "smoke.json").read_text())[0]["finite"] is True
