@@ -173,7 +173,7 @@ class WorkerPool:
             return False
         if code == EXIT_MODEL_UNAVAILABLE:
             self.fatal = _message(slot.conn) or "the model is not available"
-            logger.error("worker %d cannot load the model: %s", slot.index, self.fatal)
+            logger.info("worker %d cannot load the model; stopping the server", slot.index)
             if self.on_fatal is not None:
                 self.on_fatal()
             return True
@@ -193,28 +193,29 @@ def _message(conn: Connection | None) -> str | None:
         return None
 
 
-class _ModelUnavailableLog(logging.Handler):
-    """Catches the engine's sentence when ``run_worker`` logs a ModelUnavailableError rather than raise it."""
+class _ModelUnavailableFilter(logging.Filter):
+    """Takes the engine's sentence out of ``run_worker``'s log (it logs a ModelUnavailableError and exits),
+    so that the caller can raise it and the user reads it once, as the command's one-line error."""
 
     def __init__(self) -> None:
-        super().__init__(logging.ERROR)
+        super().__init__()
         self.message: str | None = None
 
-    def emit(self, record: logging.LogRecord) -> None:
-        if (
-            record.args
-            and isinstance(record.args, tuple)
-            and isinstance(record.args[0], ModelUnavailableError)
-        ):
-            self.message = str(record.args[0])
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if args and isinstance(args[0], ModelUnavailableError):
+            self.message = str(args[0])
+            return False
+        return True
 
 
 def worker(settings: Settings) -> None:
     """One worker in this process (``framecast worker``); a missing model raises ``ModelUnavailableError``."""
     from framecast.worker import run_worker  # the model stack loads in worker processes only
 
-    unavailable = _ModelUnavailableLog()
-    logging.getLogger("framecast.worker").addHandler(unavailable)
+    worker_log = logging.getLogger("framecast.worker")
+    unavailable = _ModelUnavailableFilter()
+    worker_log.addFilter(unavailable)
     try:
         run_worker(settings)
     except SystemExit:
@@ -222,7 +223,7 @@ def worker(settings: Settings) -> None:
             raise
         raise ModelUnavailableError(unavailable.message) from None
     finally:
-        logging.getLogger("framecast.worker").removeHandler(unavailable)
+        worker_log.removeFilter(unavailable)
 
 
 def worker_main(settings: Settings, conn: Connection | None = None) -> None:

@@ -301,4 +301,5 @@ def test_serve_with_missing_model_weights_exits_2_with_the_engine_sentence(tmp_p
     assert done.returncode == 2, done.stderr[-3000:]
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("framecast: error: The weights of model wan2.1-t2v-1.3b")
+    assert done.stderr.count("The weights of model") == 1  # said once, by the command, not by each process
     assert "Traceback" not in done.stderr
