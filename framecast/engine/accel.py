@@ -12,6 +12,7 @@ The VAE's dtype (bf16 decode) and tiling are load-time memory choices of the eng
 
 from __future__ import annotations
 
+import functools
 import logging
 import statistics
 import time
@@ -108,9 +109,7 @@ def probe_attention_backends(
         seconds = None
         if time_shape is not None:
             tq, tk, tv = (torch.randn(time_shape, device=device, dtype=dtype) for _ in range(3))
-            seconds = _median_seconds(
-                lambda n=name, a=tq, b=tk, c=tv: _attention(n, a, b, c), device, repeats
-            )
+            seconds = _median_seconds(functools.partial(_attention, name, tq, tk, tv), device, repeats)
         probes.append(BackendProbe(name, True, "", rel_err, seconds))
     return probes
 

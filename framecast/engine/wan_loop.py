@@ -216,7 +216,7 @@ def denoise(
     boundary = None
     if pipe.config.boundary_ratio is not None:
         boundary = pipe.config.boundary_ratio * pipe.scheduler.config.num_train_timesteps
-        guidance_scale_2 = guidance_scale if guidance_scale_2 is None else guidance_scale_2
+    low_noise_scale = guidance_scale if guidance_scale_2 is None else guidance_scale_2
 
     # 6. Denoising loop
     total = len(timesteps)
@@ -225,7 +225,7 @@ def denoise(
             break
         high_noise = boundary is None or t >= boundary
         model = pipe.transformer if high_noise else pipe.transformer_2
-        scale = guidance_scale if high_noise else guidance_scale_2
+        scale = guidance_scale if high_noise else low_noise_scale
         context = {"step_index": i, "sigma": float(pipe.scheduler.sigmas[i]), "num_inference_steps": total}
         velocity = _predict(model, latents, t, positive, negative, scale, context, pipe, options)
         latents = pipe.scheduler.step(velocity, t, latents, return_dict=False)[0]
