@@ -493,6 +493,15 @@ class Bench:
             self.deferred.append((1, f"{name} compile", lambda: self.args.compile_estimate + est(), deferred))
         self.summarize(res, arms, x0)
 
+    def save(self) -> str:
+        """Write the tables and JSON so far: a run cut short by its timeout still leaves its numbers."""
+        table = format_tables(self.results)
+        if self.out:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "bench.json").write_text(json.dumps(self.results, indent=2, default=str))
+            (self.out / "bench.md").write_text(table + "\n")
+        return table
+
     def summarize(self, res: dict, arms: dict[str, Arm], x0: torch.Tensor) -> None:
         """Agreement with plain at equal steps, and the arms as plain data for the tables and the JSON."""
         if "plain" in arms:
@@ -511,6 +520,7 @@ class Bench:
             }
             for k, a in arms.items()
         }
+        self.save()
 
     def count_step_flops(self, pipe, case, x0, embeds, backend) -> float:
         from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -574,6 +584,7 @@ class Bench:
         for _, what, estimate, item in sorted(self.deferred, key=lambda d: d[0]):
             if self.budget.allows(what, estimate(), self.log):
                 self.guarded(what, item)
+                self.save()
         self.deferred.clear()
         return self.results
 
@@ -688,11 +699,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.manual_seed(0)
     bench = Bench(args)
     results = bench.run()
-    table = format_tables(results)
-    if bench.out:
-        bench.out.mkdir(parents=True, exist_ok=True)
-        (bench.out / "bench.json").write_text(json.dumps(results, indent=2, default=str))
-        (bench.out / "bench.md").write_text(table + "\n")
+    table = bench.save()
     print("\n" + table, flush=True)
     return results
 

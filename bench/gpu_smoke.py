@@ -160,12 +160,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 torch.cuda.empty_cache()
         print(f"[{time.perf_counter() - start:6.1f}s] {json.dumps(row)}", flush=True)
         rows.append(row)
-    table = format_table(rows, device_name, dtype)
-    if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "smoke.json").write_text(json.dumps(rows, indent=2))
-        (Path(args.out) / "smoke.md").write_text(table + "\n")
-    print("\n" + table, flush=True)
+        table = format_table(rows, device_name, dtype)
+        if args.out:  # after every preset, so a run cut short by its timeout still leaves its rows
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            (Path(args.out) / "smoke.json").write_text(json.dumps(rows, indent=2))
+            (Path(args.out) / "smoke.md").write_text(table + "\n")
+    print("\n" + format_table(rows, device_name, dtype), flush=True)
     return rows
 
 
