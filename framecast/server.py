@@ -3,7 +3,8 @@
 A worker is a separate process so that a crash of the model never takes the API down; a worker that dies is
 restarted with a backoff (one that exits cleanly was told to stop, and is not). A worker that cannot load the
 model's weights ends the whole server with the engine's one-sentence error, as restarting cannot help.
-SIGINT/SIGTERM stop the API, then the workers (which put a running job back in the queue).
+SIGINT/SIGTERM stop the API, then the workers (which put a running job back in the queue). With several
+workers, each sees its own GPU (``gpu_for``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -144,7 +146,9 @@ class WorkerPool:
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited threads or sockets
         parent_conn, child_conn = context.Pipe(duplex=False)
         slot.process = context.Process(
-            target=worker_main, args=(self.settings, child_conn), name=f"framecast-worker-{slot.index}"
+            target=worker_main,
+            args=(self.settings, child_conn, gpu_for(slot.index, self.settings.workers, os.environ)),
+            name=f"framecast-worker-{slot.index}",
         )
         slot.process.start()
         child_conn.close()
@@ -226,8 +230,21 @@ def worker(settings: Settings) -> None:
         worker_log.removeFilter(unavailable)
 
 
-def worker_main(settings: Settings, conn: Connection | None = None) -> None:
+def gpu_for(index: int, workers: int, environ: Mapping[str, str]) -> str | None:
+    """The GPU(s) worker ``index`` of ``workers`` may see: one each, from CUDA_VISIBLE_DEVICES when it lists
+    enough devices, else by number. ``None`` (leave it alone) for one worker or too few listed devices."""
+    if workers <= 1:
+        return None
+    listed = [d.strip() for d in environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    if not listed:
+        return str(index) if "CUDA_VISIBLE_DEVICES" not in environ else None
+    return listed[index] if len(listed) >= workers else None
+
+
+def worker_main(settings: Settings, conn: Connection | None = None, gpu: str | None = None) -> None:
     """Entry point of a worker child: run jobs; on a missing model, tell the parent why and exit 3."""
+    if gpu is not None:  # before anything imports torch
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s worker[%(process)d] %(levelname)s %(message)s"
     )

@@ -303,3 +303,13 @@ def test_serve_with_missing_model_weights_exits_2_with_the_engine_sentence(tmp_p
     assert last.startswith("framecast: error: The weights of model wan2.1-t2v-1.3b")
     assert done.stderr.count("The weights of model") == 1  # said once, by the command, not by each process
     assert "Traceback" not in done.stderr
+
+
+def test_several_workers_get_one_gpu_each() -> None:
+    from framecast.server import gpu_for
+
+    assert gpu_for(0, 1, {}) is None  # one worker sees every GPU, as configured
+    assert [gpu_for(i, 3, {}) for i in range(3)] == ["0", "1", "2"]
+    assert [gpu_for(i, 2, {"CUDA_VISIBLE_DEVICES": "4,6"}) for i in range(2)] == ["4", "6"]
+    assert gpu_for(1, 2, {"CUDA_VISIBLE_DEVICES": "4"}) is None  # too few listed: leave the user's choice
+    assert gpu_for(1, 2, {"CUDA_VISIBLE_DEVICES": ""}) is None  # explicitly no GPU
