@@ -1,0 +1,100 @@
+"""What ``framecast models list|pull|verify`` and ``framecast generate`` do; cli.py only parses and prints."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from framecast.config import Settings
+from framecast.engine import weights
+from framecast.engine.base import RenderResult
+from framecast.engine.presets import all_presets, get_preset
+from framecast.errors import ModelUnavailableError
+from framecast.schema import TextToVideoInput
+
+
+def models_list(settings: Settings) -> str:
+    """A table of the presets: name, download size, licence, and whether the weights are on this machine."""
+    rows = [("NAME", "SIZE", "WEIGHTS", "LICENCE")]
+    for preset in all_presets():
+        if preset.tiny:
+            size, present = "-", "built in (random weights, test only)"
+        else:
+            size = f"{preset.size_gb:.0f} GB"
+            folder = weights.cached_folder(preset)
+            present = "present" if folder is not None and not weights.problems(folder) else "missing"
+            if settings.model_path and settings.model == preset.name:
+                present = f"FRAMECAST_MODEL_PATH={settings.model_path}"
+        rows.append((preset.name, size, present, preset.licence))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3]
+        for row in rows
+    )
+
+
+def models_pull(settings: Settings, name: str) -> Path:
+    """Download a preset's weights into the Hugging Face cache (``HF_HOME``), with progress bars."""
+    return weights.pull(get_preset(name))
+
+
+def models_verify(settings: Settings, name: str) -> str:
+    """One line saying the preset's weights are complete; ``ModelUnavailableError`` naming what is missing.
+
+    When ``name`` is the configured model and ``FRAMECAST_MODEL_PATH`` is set, that folder is checked.
+    """
+    preset = get_preset(name)
+    if settings.model_path and settings.model == name:
+        folder: Path | None = weights.weights_folder(preset, settings.model_path)
+    elif preset.tiny:
+        return f"{name}: built in code, nothing to verify"
+    else:
+        folder = weights.cached_folder(preset)
+    if folder is None:
+        raise ModelUnavailableError(weights.missing_sentence(preset))
+    missing = weights.problems(folder)
+    if missing:
+        raise ModelUnavailableError(
+            f"The weights of model {name} in {folder} are incomplete (missing {', '.join(missing[:5])}): "
+            f"run `framecast models pull {name}` again."
+        )
+    return f"{name}: complete in {folder}"
+
+
+class ProgressContext:
+    """A ``RenderContext`` for the terminal: a tqdm bar over the denoising steps, log lines above it."""
+
+    def __init__(self) -> None:
+        self.bar: tqdm | None = None
+        self.started = time.monotonic()
+
+    def log(self, message: str, level: str = "INFO") -> None:
+        if not message.startswith("step "):
+            tqdm.write(message)
+
+    def progress(self, step: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = tqdm(total=total, unit="step", desc="denoising")
+        self.bar.update(step - self.bar.n)
+
+    def should_stop(self) -> str | None:
+        return None
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def generate(settings: Settings, request: TextToVideoInput, out: Path) -> RenderResult:
+    """Render ``request`` to ``out`` with the engine ``settings`` name, showing progress on the terminal."""
+    from framecast.engine import create_engine
+
+    engine = create_engine(settings)
+    engine.load()
+    ctx = ProgressContext()
+    try:
+        return engine.render(request, ctx, Path(out))
+    finally:
+        ctx.close()

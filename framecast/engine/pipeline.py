@@ -1,0 +1,227 @@
+"""``DiffusersEngine``: one preset loaded once, rendering plans through its diffusers pipeline."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from framecast.config import Settings
+from framecast.engine import tiny, weights
+from framecast.engine.base import RenderContext, RenderResult
+from framecast.engine.encode import encode_mp4
+from framecast.engine.frames import output_frames
+from framecast.engine.plan import PlanStage, RenderPlan, make_plan
+from framecast.engine.presets import Preset
+from framecast.errors import ConfigError, RenderStopped
+from framecast.schema import TextToVideoInput
+
+logger = logging.getLogger(__name__)
+
+OFFLOAD_MODES = ("none", "model", "sequential", "group", "auto")
+
+
+def pick_device(requested: str) -> str:
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("FRAMECAST_DEVICE=cuda but torch sees no CUDA device")
+    return requested
+
+
+def cuda_total_gb() -> float | None:
+    """Memory of the first CUDA device in GB, or ``None`` without one (what ``FRAMECAST_MODEL=auto`` asks)."""
+    if not torch.cuda.is_available():
+        return None
+    return torch.cuda.get_device_properties(0).total_memory / 2**30
+
+
+def pick_offload(requested: str, device: str, free_gb: float, preset: Preset) -> str:
+    """The memory mode: as asked, or (``auto``) the fastest one that fits ``free_gb`` of GPU memory."""
+    if requested not in OFFLOAD_MODES:
+        raise ConfigError(f"FRAMECAST_OFFLOAD={requested!r}: choose one of {', '.join(OFFLOAD_MODES)}")
+    if requested != "auto":
+        return requested
+    if device != "cuda" or free_gb >= preset.memory_gb:
+        return "none"
+    # Model offload keeps one component on the GPU at a time: the largest is about half the total.
+    return "model" if free_gb >= preset.memory_gb / 2 else "group"
+
+
+@dataclass
+class GeneratedClip:
+    """What the pipeline made, before resizing and encoding."""
+
+    video: torch.Tensor  # (frames, 3, height, width) in [0, 1], at the generation size
+    audio: np.ndarray | None = None  # (channels, samples) in [-1, 1]
+    sample_rate: int | None = None
+
+
+class DiffusersEngine:
+    """Renders with a preset's diffusers pipeline; ``load`` once, then ``render`` many times."""
+
+    def __init__(self, preset: Preset, settings: Settings, *, stages: Sequence[PlanStage] = ()) -> None:
+        self.preset = preset
+        self.settings = settings
+        self.stages = tuple(stages)  # the creative stages (style, prompt optimiser, shots), in order
+        self.name = preset.name
+        self.device = "cpu"
+        self.offload = "none"
+        self.pipe: Any = None
+
+    # Loading
+    def load(self) -> None:
+        if self.pipe is not None:
+            return
+        self.device = pick_device(self.settings.device)
+        dtype = getattr(torch, self.preset.dtype) if self.device == "cuda" else torch.float32
+        started = time.monotonic()
+        pipe = self._build(dtype)
+        if self.preset.flow_shift is not None and "flow_shift" in pipe.scheduler.config:
+            pipe.scheduler = type(pipe.scheduler).from_config(
+                pipe.scheduler.config, flow_shift=self.preset.flow_shift
+            )
+        pipe.set_progress_bar_config(disable=True)
+        self._place(pipe)
+        self.pipe = pipe
+        logger.info(
+            "loaded %s on %s (offload %s) in %.1f s",
+            self.name,
+            self.device,
+            self.offload,
+            time.monotonic() - started,
+        )
+
+    def _build(self, dtype: torch.dtype) -> Any:
+        if self.preset.tiny and not self.settings.model_path:
+            return tiny.build_tiny(self.preset.name)
+        import diffusers
+
+        folder = weights.weights_folder(self.preset, self.settings.model_path)
+        pipeline_class = getattr(diffusers, self.preset.pipeline_class)
+        # Wan's VAE loses detail in bf16; its authors run it in float32.
+        torch_dtype: Any = {"default": dtype, "vae": torch.float32} if self.preset.family == "wan" else dtype
+        return pipeline_class.from_pretrained(folder, torch_dtype=torch_dtype, local_files_only=True)
+
+    def _place(self, pipe: Any) -> None:
+        free_gb = torch.cuda.mem_get_info()[0] / 2**30 if self.device == "cuda" else 0.0
+        self.offload = pick_offload(self.settings.offload, self.device, free_gb, self.preset)
+        if self.offload == "none":
+            pipe.to(self.device)
+        elif self.offload == "model":
+            pipe.enable_model_cpu_offload(device=self.device)
+        elif self.offload == "sequential":
+            pipe.enable_sequential_cpu_offload(device=self.device)
+        else:
+            pipe.enable_group_offload(
+                onload_device=torch.device(self.device),
+                offload_type="leaf_level",
+                use_stream=self.device == "cuda",
+            )
+        # The VAE decode is where most out-of-memory errors happen; tiling costs little when memory is short.
+        if self.offload != "none" and hasattr(pipe.vae, "enable_tiling"):
+            pipe.vae.enable_tiling()
+
+    # Rendering
+    def render(self, request: TextToVideoInput, ctx: RenderContext, out_path: Path) -> RenderResult:
+        return self.render_plan(make_plan(request, self.preset, stages=self.stages), ctx, out_path)
+
+    def render_plan(self, plan: RenderPlan, ctx: RenderContext, out_path: Path) -> RenderResult:
+        # 1. Denoise and decode
+        clip = self.generate(plan, ctx)
+
+        # 2. Map to the exact output and encode
+        _stop_if_asked(ctx)
+        video, audio, sample_rate = clip.video, clip.audio, clip.sample_rate
+        size = encode_mp4(
+            out_path,
+            output_frames(video, plan),
+            width=plan.width,
+            height=plan.height,
+            fps=plan.fps,
+            frame_count=plan.frames,
+            audio=audio,
+            sample_rate=sample_rate,
+        )
+        ctx.log(f"encoded {plan.width}x{plan.height}, {plan.frames} frames at {plan.fps} fps, {size} bytes")
+        return RenderResult(
+            path=out_path,
+            width=plan.width,
+            height=plan.height,
+            frames=plan.frames,
+            fps=plan.fps,
+            has_audio=audio is not None,
+            seed=plan.seed,
+            prompt=plan.prompt,
+            negative_prompt=plan.negative_prompt,
+            extra={"file_size": size, "preset": self.name},
+        )
+
+    def generate(self, plan: RenderPlan, ctx: RenderContext) -> GeneratedClip:
+        """Run the pipeline for ``plan``: the generated frames, and the joint audio when the plan has it."""
+        self.load()  # a no-op when warm
+        if len(plan.shots) != 1:
+            raise NotImplementedError("multi-shot plans need the shots stage (framecast/engine/shots.py)")
+        ctx.log(describe(plan))
+        _stop_if_asked(ctx)
+        with torch.inference_mode():
+            output = self.pipe(**self.call_kwargs(plan, ctx))
+        if plan.audio != "joint":
+            return GeneratedClip(output.frames[0])
+        rate = int(self.pipe.vocoder.config.output_sampling_rate)
+        return GeneratedClip(output.frames[0], output.audio[0].float().cpu().numpy(), rate)
+
+    def call_kwargs(self, plan: RenderPlan, ctx: RenderContext) -> dict[str, Any]:
+        kwargs: dict[str, Any] = dict(
+            prompt=plan.prompt,
+            negative_prompt=plan.negative_prompt,
+            height=plan.gen_height,
+            width=plan.gen_width,
+            num_frames=plan.gen_frames,
+            num_inference_steps=plan.steps,
+            guidance_scale=plan.guidance_scale,
+            generator=torch.Generator("cpu").manual_seed(plan.seed),
+            output_type="pt",
+            callback_on_step_end=_step_callback(ctx, plan.steps),
+            **self.preset.call_kwargs,
+        )
+        if self.preset.guidance_scale_2 is not None:
+            kwargs["guidance_scale_2"] = self.preset.guidance_scale_2
+        if self.preset.family == "ltx2":
+            # Condition on the rate the frames will be shown at, so the joint audio spans the whole duration
+            # even when a long clip is stretched.
+            kwargs["frame_rate"] = plan.fps if plan.temporal == "trim" else plan.gen_frames / plan.duration
+        return kwargs
+
+
+def describe(plan: RenderPlan) -> str:
+    line = (
+        f"{plan.preset}: {plan.gen_width}x{plan.gen_height}, {plan.gen_frames} frames, {plan.steps} steps, "
+        f"seed {plan.seed} -> {plan.width}x{plan.height}, {plan.frames} frames at {plan.fps} fps"
+    )
+    if plan.temporal == "stretch":
+        slowed = plan.frames / plan.gen_frames
+        line += f"; longer than the model's {plan.gen_frames} frames: motion slowed x{slowed:.2f}"
+    return line
+
+
+def _stop_if_asked(ctx: RenderContext) -> None:
+    reason = ctx.should_stop()
+    if reason:
+        raise RenderStopped(reason)
+
+
+def _step_callback(ctx: RenderContext, total: int) -> Any:
+    def on_step_end(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+        ctx.log(f"step {step + 1}/{total}")
+        ctx.progress(step + 1, total)
+        _stop_if_asked(ctx)  # raising here leaves the loop now, not after the remaining steps
+        return tensors
+
+    return on_step_end

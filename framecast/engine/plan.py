@@ -1,0 +1,211 @@
+"""Planning: a validated request and a preset in, an exact ``RenderPlan`` out. Pure: no torch, no I/O.
+
+Decisions:
+- Output size: PixVerse's table, exactly (``OUTPUT_SIZES``).
+- Output fps: the preset's native fps (24 for Wan2.2-5B and LTX-2, 16 for Wan2.1 and Wan2.2-A14B), so every
+  frame is a frame the model drew; frames = duration x fps exactly.
+- Generation size: the preset's native pixel count at the output's aspect, each side a multiple of the
+  preset's size multiple; then resized to cover the output and centre-cropped (the crop is a few pixels at
+  most, as the aspects match to within one size multiple). Smaller tiers are downscaled from the native size
+  (best quality); 1080p, beyond every preset's native size, is upscaled (bicubic).
+- Generation frames: the smallest count of the preset's rule (``frame_step * k + 1``) that covers the
+  output; the extra frames at the end are dropped. A duration longer than the preset's ``max_frames`` is
+  generated at ``max_frames`` and stretched in time (frames blended, motion slowed by
+  ``frames / max_frames``); the video is never shorter. LTX-2 covers 10 s in one pass; Wan stretches 8 s
+  and 10 s (Wan2.2-5B: x1.6 / x2.0).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from framecast.engine.presets import Preset
+from framecast.errors import InputError
+from framecast.schema import SEED_MAX, SEED_MIN, AspectRatio, Resolution, TextToVideoInput
+
+# PixVerse v5.5 output sizes (spec/fal-protocol.md), (width, height).
+OUTPUT_SIZES: dict[Resolution, dict[AspectRatio, tuple[int, int]]] = {
+    Resolution.p360: {
+        AspectRatio.r16_9: (640, 360),
+        AspectRatio.r4_3: (480, 360),
+        AspectRatio.r1_1: (360, 360),
+        AspectRatio.r3_4: (360, 480),
+        AspectRatio.r9_16: (360, 640),
+    },
+    Resolution.p540: {
+        AspectRatio.r16_9: (960, 540),
+        AspectRatio.r4_3: (720, 540),
+        AspectRatio.r1_1: (540, 540),
+        AspectRatio.r3_4: (540, 720),
+        AspectRatio.r9_16: (540, 960),
+    },
+    Resolution.p720: {
+        AspectRatio.r16_9: (1280, 720),
+        AspectRatio.r4_3: (960, 720),
+        AspectRatio.r1_1: (720, 720),
+        AspectRatio.r3_4: (720, 960),
+        AspectRatio.r9_16: (720, 1280),
+    },
+    Resolution.p1080: {
+        AspectRatio.r16_9: (1920, 1080),
+        AspectRatio.r4_3: (1440, 1080),
+        AspectRatio.r1_1: (1080, 1080),
+        AspectRatio.r3_4: (1080, 1440),
+        AspectRatio.r9_16: (1080, 1920),
+    },
+}
+
+
+@dataclass(frozen=True)
+class ShotPlan:
+    """One shot: a stretch of the output with its own prompt and seed. A plain request is one shot."""
+
+    prompt: str
+    negative_prompt: str
+    start: float  # seconds into the output
+    duration: float
+    seed: int
+    frames: int  # output frames of this shot
+
+
+@dataclass(frozen=True)
+class RenderPlan:
+    """Everything a render needs to know, decided before any model runs."""
+
+    preset: str
+    width: int  # exact output size
+    height: int
+    fps: int  # output frame rate
+    frames: int  # output frame count = duration x fps
+    gen_width: int  # the size the model renders at
+    gen_height: int
+    gen_frames: int  # frames per generation pass; obeys the preset's frame rule
+    temporal: str  # "trim": drop the extra tail frames; "stretch": resample gen_frames to frames in time
+    spatial: str  # "downscale" | "upscale" | "same": resize to cover the output, then centre-crop
+    seed: int
+    prompt: str  # final prompt (after style / optimisation)
+    negative_prompt: str  # preset default merged with the user's
+    shots: tuple[ShotPlan, ...]
+    audio: str  # "none" | "joint" (the model renders it) | "separate" (the audio stage adds it)
+    steps: int
+    guidance_scale: float
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.fps
+
+
+# A creative stage (style, prompt optimisation, multi-clip shots: styles.py, prompting.py, shots.py) takes the
+# request and the plan so far and returns the plan with its prompts or shots rewritten.
+PlanStage = Callable[[TextToVideoInput, RenderPlan], RenderPlan]
+
+
+def make_plan(
+    request: TextToVideoInput,
+    preset: Preset,
+    *,
+    rng_seed: int | None = None,
+    stages: Sequence[PlanStage] = (),
+    separate_audio: bool = False,
+) -> RenderPlan:
+    """Plan ``request`` on ``preset``. ``rng_seed`` fixes the seed drawn when the request has none (tests);
+    ``separate_audio`` says an audio stage will add the track for a preset that renders video only."""
+    # 1. Exact output size, frame rate and frame count
+    width, height = OUTPUT_SIZES[request.resolution][request.aspect_ratio]
+    fps = preset.fps
+    frames = request.duration.seconds * fps
+
+    # 2. Generation size and frames
+    gen_width, gen_height = generation_size(preset, width, height)
+    gen_frames, temporal = generation_frames(preset, frames)
+
+    # 3. Seed, prompts, audio
+    seed = request.seed if request.seed is not None else draw_seed(rng_seed)
+    negative = merge_negative(preset.negative_prompt, request.negative_prompt)
+    audio = audio_mode(request, preset, separate_audio)
+
+    plan = RenderPlan(
+        preset=preset.name,
+        width=width,
+        height=height,
+        fps=fps,
+        frames=frames,
+        gen_width=gen_width,
+        gen_height=gen_height,
+        gen_frames=gen_frames,
+        temporal=temporal,
+        spatial=spatial_mode(gen_width * gen_height, width * height),
+        seed=seed,
+        prompt=request.prompt,
+        negative_prompt=negative,
+        shots=(ShotPlan(request.prompt, negative, 0.0, frames / fps, seed, frames),),
+        audio=audio,
+        steps=preset.steps,
+        guidance_scale=preset.guidance_scale,
+    )
+
+    # 4. Creative stages; until they land, style, thinking_type and multi-clip leave the plan as it is.
+    for stage in stages:
+        plan = stage(request, plan)
+    return plan
+
+
+def generation_size(preset: Preset, width: int, height: int) -> tuple[int, int]:
+    """The preset's native pixel count at the aspect ``width / height``; sides multiples of its multiple."""
+    aspect = width / height
+    m = preset.size_multiple
+    gen_height = math.sqrt(preset.native_pixels / aspect)
+    return _round_to(gen_height * aspect, m), _round_to(gen_height, m)
+
+
+def generation_frames(preset: Preset, frames: int) -> tuple[int, str]:
+    """Frames to generate for ``frames`` output frames, and how they map: ``"trim"`` or ``"stretch"``."""
+    step = preset.frame_step
+    needed = math.ceil((frames - 1) / step) * step + 1
+    if needed <= preset.max_frames:
+        return needed, "trim"
+    longest = (preset.max_frames - 1) // step * step + 1
+    return longest, "stretch"
+
+
+def draw_seed(rng_seed: int | None = None) -> int:
+    rng = random.Random(rng_seed) if rng_seed is not None else random.SystemRandom()
+    return rng.randint(SEED_MIN, SEED_MAX)
+
+
+def merge_negative(default: str, user: str) -> str:
+    """The user's negative prompt first (it matters most to them), then the preset's default."""
+    parts = [part.strip().strip(",").strip() for part in (user, default)]
+    return ", ".join(part for part in parts if part)
+
+
+def audio_mode(request: TextToVideoInput, preset: Preset, separate_audio: bool) -> str:
+    if not request.generate_audio_switch:
+        return "none"
+    if preset.joint_audio:
+        return "joint"
+    if separate_audio:
+        return "separate"
+    raise InputError(
+        f"generate_audio_switch is not available with model {preset.name}, which renders video only: "
+        "send generate_audio_switch=false, or run a model with joint audio (ltx-2)"
+    )
+
+
+def spatial_mode(gen_pixels: int, out_pixels: int) -> str:
+    if gen_pixels == out_pixels:
+        return "same"
+    return "upscale" if out_pixels > gen_pixels else "downscale"
+
+
+def with_prompts(plan: RenderPlan, prompt: str, negative_prompt: str) -> RenderPlan:
+    """A plan whose prompts (and its single shot's) are replaced: the helper creative stages use."""
+    shots = tuple(replace(s, prompt=prompt, negative_prompt=negative_prompt) for s in plan.shots)
+    return replace(plan, prompt=prompt, negative_prompt=negative_prompt, shots=shots)
+
+
+def _round_to(value: float, multiple: int) -> int:
+    return max(multiple, round(value / multiple) * multiple)

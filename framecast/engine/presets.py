@@ -1,0 +1,256 @@
+"""The model registry: one ``Preset`` per open-weight model Framecast can render with.
+
+A preset is data only (no torch): what to load, how to call it, and the numbers planning needs. Variants
+(a distilled or compiled configuration of the same weights) are added with ``register``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from framecast.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+WAN_NEGATIVE = (
+    "bright tones, overexposed, static, blurred details, subtitles, worst quality, low quality, "
+    "JPEG compression artifacts, ugly, deformed, extra fingers, poorly drawn hands, poorly drawn faces, "
+    "fused fingers, still picture, messy background, walking backwards"
+)
+LTX_NEGATIVE = (
+    "worst quality, inconsistent motion, blurry, jittery, distorted, watermark, text, subtitles, "
+    "low quality, static, deformed"
+)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Everything needed to load one model and plan a render for it."""
+
+    name: str
+    family: str  # "wan" | "ltx2": which call convention the pipeline has
+    pipeline_class: str  # a diffusers class name
+    repo_id: str  # Hugging Face repo; "" for the tiny in-code models
+    dtype: str  # torch dtype on CUDA; the CPU always runs float32
+    fps: int  # native frame rate, also the output frame rate (see plan.py)
+    frame_step: int  # frame rule: generated frame counts are frame_step * k + 1
+    size_multiple: int  # generated width and height are multiples of this
+    native_width: int  # landscape native size: planning keeps its pixel count
+    native_height: int
+    max_frames: int  # longest single generation that the model handles well
+    steps: int
+    guidance_scale: float
+    negative_prompt: str
+    licence: str
+    size_gb: float  # download size of the weights
+    memory_gb: float  # GPU memory to run with no offload at native size (bf16)
+    flow_shift: float | None = None  # None: the scheduler config of the weights
+    guidance_scale_2: float | None = None  # the low-noise expert of Wan2.2 A14B
+    joint_audio: bool = False  # the pipeline renders an audio track with the video
+    tiny: bool = False  # random weights built in code (tiny.py); output is noise
+    call_kwargs: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    allow_patterns: tuple[str, ...] | None = None  # files to pull; None: the whole repo
+
+    @property
+    def native_pixels(self) -> int:
+        return self.native_width * self.native_height
+
+
+_PRESETS: dict[str, Preset] = {}
+
+
+def register(preset: Preset) -> Preset:
+    """Add (or replace) a preset; variants such as ``wan2.2-ti2v-5b-turbo`` come through here."""
+    _PRESETS[preset.name] = preset
+    return preset
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return _PRESETS[name]
+    except KeyError:
+        known = ", ".join(sorted(_PRESETS))
+        raise ConfigError(f"unknown model {name!r}: choose one of {known}, or auto") from None
+
+
+def all_presets() -> list[Preset]:
+    return list(_PRESETS.values())
+
+
+register(
+    Preset(
+        name="wan2.2-ti2v-5b",
+        family="wan",
+        pipeline_class="WanPipeline",
+        repo_id="Wan-AI/Wan2.2-TI2V-5B-Diffusers",
+        dtype="bfloat16",
+        fps=24,
+        frame_step=4,
+        size_multiple=32,
+        native_width=1280,
+        native_height=704,
+        max_frames=121,
+        steps=50,
+        guidance_scale=5.0,
+        flow_shift=5.0,
+        negative_prompt=WAN_NEGATIVE,
+        licence="Apache-2.0",
+        size_gb=34.0,
+        memory_gb=40.0,
+    )
+)
+register(
+    Preset(
+        name="wan2.1-t2v-1.3b",
+        family="wan",
+        pipeline_class="WanPipeline",
+        repo_id="Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
+        dtype="bfloat16",
+        fps=16,
+        frame_step=4,
+        size_multiple=16,
+        native_width=832,
+        native_height=480,
+        max_frames=81,
+        steps=50,
+        guidance_scale=5.0,
+        flow_shift=3.0,
+        negative_prompt=WAN_NEGATIVE,
+        licence="Apache-2.0",
+        size_gb=29.0,
+        memory_gb=20.0,
+    )
+)
+register(
+    Preset(
+        name="wan2.2-t2v-a14b",
+        family="wan",
+        pipeline_class="WanPipeline",
+        repo_id="Wan-AI/Wan2.2-T2V-A14B-Diffusers",
+        dtype="bfloat16",
+        fps=16,
+        frame_step=4,
+        size_multiple=16,
+        native_width=1280,
+        native_height=720,
+        max_frames=81,
+        steps=40,
+        guidance_scale=4.0,
+        guidance_scale_2=3.0,
+        flow_shift=12.0,
+        negative_prompt=WAN_NEGATIVE,
+        licence="Apache-2.0",
+        size_gb=126.0,
+        memory_gb=80.0,
+    )
+)
+register(
+    Preset(
+        name="ltx-2",
+        family="ltx2",
+        pipeline_class="LTX2Pipeline",
+        repo_id="Lightricks/LTX-2",
+        dtype="bfloat16",
+        fps=24,
+        frame_step=8,
+        size_multiple=32,
+        native_width=768,
+        native_height=512,
+        # LTX-2 is trained on clips up to 20 s; 241 frames covers the 10 s tier in one pass.
+        max_frames=241,
+        steps=40,
+        guidance_scale=4.0,
+        negative_prompt=LTX_NEGATIVE,
+        licence="LTX-2 Community Licence: free below $10M annual revenue, no directly competing products",
+        size_gb=90.0,
+        memory_gb=80.0,
+        joint_audio=True,
+        # The single-file checkpoints at the repo root duplicate the diffusers folders; skip them.
+        allow_patterns=("*/*", "model_index.json"),
+    )
+)
+register(
+    Preset(
+        name="tiny-wan",
+        family="wan",
+        pipeline_class="WanPipeline",
+        repo_id="",
+        dtype="float32",
+        fps=16,
+        frame_step=4,
+        size_multiple=16,
+        native_width=112,
+        native_height=64,
+        max_frames=81,
+        steps=4,
+        guidance_scale=5.0,
+        negative_prompt="blurry",
+        licence="test model (random weights)",
+        size_gb=0.0,
+        memory_gb=0.0,
+        tiny=True,
+        call_kwargs=MappingProxyType({"max_sequence_length": 32}),
+    )
+)
+register(
+    Preset(
+        name="tiny-ltx2",
+        family="ltx2",
+        pipeline_class="LTX2Pipeline",
+        repo_id="",
+        dtype="float32",
+        fps=24,
+        frame_step=8,
+        size_multiple=32,
+        native_width=224,
+        native_height=128,
+        max_frames=121,
+        steps=4,
+        guidance_scale=3.0,
+        negative_prompt="blurry",
+        licence="test model (random weights)",
+        size_gb=0.0,
+        memory_gb=0.0,
+        joint_audio=True,
+        tiny=True,
+        # Two transformer layers: the default spatio-temporal guidance block (28) does not exist.
+        call_kwargs=MappingProxyType(
+            {
+                "max_sequence_length": 32,
+                "spatio_temporal_guidance_blocks": None,
+                "stg_scale": 0.0,
+                "audio_stg_scale": 0.0,
+            }
+        ),
+    )
+)
+
+
+def pick_auto(cuda_total_gb: float | None) -> tuple[Preset, str]:
+    """The preset ``FRAMECAST_MODEL=auto`` runs on this hardware, and why. ``None``: no CUDA device."""
+    if cuda_total_gb is None:
+        return get_preset("tiny-wan"), (
+            "no CUDA GPU found, so FRAMECAST_MODEL=auto picked tiny-wan: a RANDOM-WEIGHT TEST MODEL "
+            "whose videos are noise; set FRAMECAST_MODEL=wan2.1-t2v-1.3b (slow on a CPU) or run on a GPU "
+            "for real videos (see `framecast models list`)"
+        )
+    if cuda_total_gb >= 24:
+        return get_preset(
+            "wan2.2-ti2v-5b"
+        ), f"CUDA GPU with {cuda_total_gb:.0f} GB (>= 24 GB): wan2.2-ti2v-5b"
+    return get_preset("wan2.1-t2v-1.3b"), f"CUDA GPU with {cuda_total_gb:.0f} GB (< 24 GB): wan2.1-t2v-1.3b"
+
+
+def resolve_preset(model: str, cuda_total_gb: Callable[[], float | None]) -> Preset:
+    """The preset a ``FRAMECAST_MODEL`` value names; ``auto`` asks ``cuda_total_gb`` and logs its choice."""
+    if model != "auto":
+        return get_preset(model)
+    preset, why = pick_auto(cuda_total_gb())
+    if preset.tiny:
+        logger.warning("!" * 20 + " %s " + "!" * 20, why)
+    else:
+        logger.info("model: %s", why)
+    return preset

@@ -1,0 +1,60 @@
+"""Shared fixtures for the engine tests: the tiny engines, loaded once, and a recording render context."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from framecast.config import Settings
+
+# The test machine's cores are shared: one intra-op thread avoids oversubscription, which made the tiny Wan
+# VAE decode ten times slower than on one thread.
+torch.set_num_threads(1)
+
+
+class RecordingContext:
+    """A ``RenderContext`` that keeps what the engine said and stops when ``stop_after`` steps are done."""
+
+    def __init__(self, stop_after: int | None = None, reason: str = "cancelled") -> None:
+        self.logs: list[str] = []
+        self.steps: list[tuple[int, int]] = []
+        self.stop_after = stop_after
+        self.reason = reason
+
+    def log(self, message: str, level: str = "INFO") -> None:
+        self.logs.append(message)
+
+    def progress(self, step: int, total: int) -> None:
+        self.steps.append((step, total))
+
+    def should_stop(self) -> str | None:
+        if self.stop_after is not None and len(self.steps) >= self.stop_after:
+            return self.reason
+        return None
+
+
+def decode_frames(path: Path) -> np.ndarray:
+    with av.open(str(path)) as container:
+        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+
+
+@pytest.fixture(scope="session")
+def tiny_wan():
+    from framecast.engine import create_engine
+
+    engine = create_engine(Settings(model="tiny-wan", device="cpu"))
+    engine.load()
+    return engine
+
+
+@pytest.fixture(scope="session")
+def tiny_ltx2():
+    from framecast.engine import create_engine
+
+    engine = create_engine(Settings(model="tiny-ltx2", device="cpu"))
+    engine.load()
+    return engine

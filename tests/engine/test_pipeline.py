@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from framecast.config import Settings
+from framecast.engine.pipeline import DiffusersEngine, pick_offload
+from framecast.engine.plan import make_plan
+from framecast.engine.presets import get_preset
+from framecast.engine.tiny import save_tiny
+from framecast.errors import ConfigError, RenderStopped
+from framecast.schema import TextToVideoInput
+from tests.engine.conftest import RecordingContext, decode_frames
+
+
+def request(**fields) -> TextToVideoInput:
+    return TextToVideoInput.model_validate({"prompt": "a red fox in the snow", "seed": 11, **fields})
+
+
+def probe(path):
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        audio = container.streams.audio[0] if container.streams.audio else None
+        frames = sum(1 for _ in container.decode(video=0))
+        info = {
+            "codec": video.codec_context.name,
+            "size": (video.codec_context.width, video.codec_context.height),
+            "pix_fmt": video.codec_context.pix_fmt,
+            "fps": video.average_rate,
+            "frames": frames,
+            "duration": video.duration * video.time_base,
+        }
+        if audio is not None:
+            info["audio"] = (audio.codec_context.name, audio.duration * audio.time_base, audio.rate)
+        return info
+
+
+def test_tiny_wan_renders_a_default_request_to_an_exact_720p_5_second_mp4(tiny_wan, tmp_path):
+    ctx = RecordingContext()
+    result = tiny_wan.render(request(), ctx, tmp_path / "out.mp4")
+
+    info = probe(result.path)
+    assert info["codec"] == "h264" and info["pix_fmt"] == "yuv420p"
+    assert info["size"] == (1280, 720)
+    assert info["fps"] == 16 and info["frames"] == 80 and info["duration"] == 5
+    assert "audio" not in info
+    assert (result.width, result.height, result.frames, result.fps, result.seed) == (1280, 720, 80, 16, 11)
+    assert result.extra["file_size"] == result.path.stat().st_size
+    assert ctx.steps == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert [line for line in ctx.logs if line.startswith("step ")] == [
+        "step 1/4",
+        "step 2/4",
+        "step 3/4",
+        "step 4/4",
+    ]
+
+
+def test_tiny_ltx2_renders_video_with_a_joint_aac_track_of_the_same_length(tiny_ltx2, tmp_path):
+    result = tiny_ltx2.render(request(generate_audio_switch=True), RecordingContext(), tmp_path / "out.mp4")
+
+    info = probe(result.path)
+    assert info["codec"] == "h264" and info["size"] == (1280, 720)
+    assert info["fps"] == 24 and info["frames"] == 120 and info["duration"] == 5
+    codec, seconds, rate = info["audio"]
+    assert codec == "aac" and rate == 16000
+    assert abs(seconds - 5) <= Fraction(1024, rate)
+    assert result.has_audio
+
+
+def test_tiny_ltx2_without_the_audio_switch_writes_no_audio_track(tiny_ltx2, tmp_path):
+    result = tiny_ltx2.render(request(resolution="360p"), RecordingContext(), tmp_path / "out.mp4")
+    assert "audio" not in probe(result.path) and not result.has_audio
+
+
+def test_same_seed_gives_identical_frames_and_another_seed_different_ones(tiny_ltx2):
+    preset = get_preset("tiny-ltx2")
+    small = {"resolution": "360p", "aspect_ratio": "1:1", "generate_audio_switch": True}
+    first, again, other = (
+        tiny_ltx2.generate(make_plan(request(seed=seed, **small), preset), RecordingContext())
+        for seed in (5, 5, 6)
+    )
+    assert first.video.shape == (121, 3, 160, 160)
+    assert torch.equal(first.video, again.video) and np.array_equal(first.audio, again.audio)
+    assert not torch.equal(first.video, other.video)
+    assert not np.array_equal(first.audio, other.audio)
+
+
+def test_cancel_of_running_render_stops_within_one_step(tiny_wan, tmp_path):
+    ctx = RecordingContext(stop_after=1, reason="cancelled")
+    with pytest.raises(RenderStopped) as stopped:
+        tiny_wan.render(request(), ctx, tmp_path / "out.mp4")
+    assert stopped.value.reason == "cancelled"
+    assert ctx.steps == [(1, 4)]
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_render_past_its_deadline_stops_before_the_first_step(tiny_wan, tmp_path):
+    ctx = RecordingContext(stop_after=0, reason="request_timeout")
+    with pytest.raises(RenderStopped, match="request_timeout"):
+        tiny_wan.render(request(), ctx, tmp_path / "out.mp4")
+    assert ctx.steps == []
+
+
+def test_a_saved_pipeline_loads_through_framecast_model_path_and_renders_the_same(tiny_ltx2, tmp_path):
+    folder = save_tiny("tiny-ltx2", tmp_path / "weights")
+    engine = DiffusersEngine(get_preset("tiny-ltx2"), Settings(model="tiny-ltx2", model_path=str(folder)))
+    engine.load()
+    small = {"resolution": "360p", "aspect_ratio": "16:9"}
+    loaded = engine.render(request(seed=3, **small), RecordingContext(), tmp_path / "loaded.mp4")
+    built = tiny_ltx2.render(request(seed=3, **small), RecordingContext(), tmp_path / "built.mp4")
+    other = tiny_ltx2.render(request(seed=4, **small), RecordingContext(), tmp_path / "other.mp4")
+    assert probe(loaded.path)["size"] == (640, 360)
+    # Loaded weights are the built ones; float rounding may flip a grey level here and there.
+    loaded_frames, built_frames = (
+        decode_frames(loaded.path).astype(int),
+        decode_frames(built.path).astype(int),
+    )
+    same_seed_gap = np.abs(loaded_frames - built_frames).mean()
+    other_seed_gap = np.abs(decode_frames(other.path).astype(int) - built_frames).mean()
+    assert same_seed_gap < other_seed_gap / 10
+
+
+def test_stretched_long_clip_keeps_the_full_duration(tiny_ltx2, tmp_path):
+    ctx = RecordingContext()
+    plan_request = request(resolution="360p", duration="8", generate_audio_switch=True)
+    result = tiny_ltx2.render(plan_request, ctx, tmp_path / "long.mp4")
+    info = probe(result.path)
+    assert info["frames"] == 192 and info["duration"] == 8
+    assert abs(info["audio"][1] - 8) <= Fraction(1024, 16000)
+    assert any("motion slowed" in line for line in ctx.logs)
+
+
+def test_offload_mode_follows_free_gpu_memory_unless_set():
+    wan = get_preset("wan2.2-ti2v-5b")
+    assert pick_offload("auto", "cpu", 0, wan) == "none"
+    assert pick_offload("auto", "cuda", 80, wan) == "none"
+    assert pick_offload("auto", "cuda", 24, wan) == "model"
+    assert pick_offload("auto", "cuda", 12, wan) == "group"
+    assert pick_offload("sequential", "cuda", 80, wan) == "sequential"
+    with pytest.raises(ConfigError, match="FRAMECAST_OFFLOAD"):
+        pick_offload("disk", "cuda", 80, wan)
