@@ -313,3 +313,21 @@ def test_several_workers_get_one_gpu_each() -> None:
     assert [gpu_for(i, 2, {"CUDA_VISIBLE_DEVICES": "4,6"}) for i in range(2)] == ["4", "6"]
     assert gpu_for(1, 2, {"CUDA_VISIBLE_DEVICES": "4"}) is None  # too few listed: leave the user's choice
     assert gpu_for(1, 2, {"CUDA_VISIBLE_DEVICES": ""}) is None  # explicitly no GPU
+
+
+def test_jobs_queued_before_an_api_restart_all_complete_after_it(tmp_path: Path) -> None:
+    body = {"prompt": "queued across a restart", "resolution": "360p"}
+    with LiveServer(tmp_path, args=("--workers", "0")) as api_only:
+        api_only.wait_ready()
+        submitted = [httpx.post(f"{api_only.url}/queue/{ENDPOINT}", json=body).json() for _ in range(3)]
+    assert api_only.process.returncode == 0
+
+    with LiveServer(tmp_path, env={"FRAMECAST_MODEL": "instant"}) as serve:
+        serve.wait_ready()
+        for request in submitted:
+            status_url = f"{serve.url}/queue/fal-ai/pixverse/requests/{request['request_id']}/status"
+            deadline = time.monotonic() + 30
+            while (status := httpx.get(status_url)).status_code != 200:
+                assert time.monotonic() < deadline, serve.output()[-2000:]
+                time.sleep(0.05)
+            assert "error" not in status.json()
