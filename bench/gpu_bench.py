@@ -9,7 +9,9 @@ warm-up and extrapolated to the preset's default step count:
   attn       the same loop with the fastest attention backend that passes the probe (accel)
   cfg-batch  wan_loop: conditional and unconditional rows in one forward of batch 2, default attention
   uniform-t  wan_loop: one timestep per row instead of per token (TI2V only), sequential CFG
-  framecast  wan_loop with every exact lever above, bf16 VAE, cached negative-prompt embeddings
+  no-cfg     framecast's step without guidance: what a CFG-free distilled variant pays (accel.VARIANTS)
+  fuse-qkv   the pipeline's own loop with fused QKV projections (accel.fuse_qkv)
+  framecast  wan_loop with attn + cfg-batch + uniform-t + fuse-qkv, bf16 VAE, cached negative embeddings
   +compile   framecast after compile_repeated_blocks (with --compile; first-steps time reported)
 
 Every arm starts from the same noise; its latents after the same steps are compared with plain's ("latents
@@ -377,9 +379,11 @@ class Bench:
 
         def framecast_arm(arm_name: str = "framecast") -> Arm:
             accel.set_attention_backend(transformer, backend)
+            accel.fuse_qkv(transformer)
             try:
                 return self.run_loop(plain, case, x0, embeds, full, arm_name)
             finally:
+                accel.fuse_qkv(transformer, on=False)
                 accel.set_attention_backend(transformer, "native")
 
         arm("framecast", framecast_arm)
@@ -427,6 +431,15 @@ class Bench:
 
         if any(v.base == name and v.guidance_scale == 1.0 for v in accel.VARIANTS.values()):
             arm("no-cfg", no_cfg_arm)
+
+        def fused_only() -> Arm:
+            accel.fuse_qkv(transformer)
+            try:
+                return self.run_plain(plain, case, x0, "fuse-qkv")
+            finally:
+                accel.fuse_qkv(transformer, on=False)
+
+        arm("fuse-qkv", fused_only)
 
         # 5. FLOPs of one batched forward, counted by torch
         if self.budget.allows(f"{name} flop count", est() / n_steps + 2, self.log):

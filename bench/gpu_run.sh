@@ -10,15 +10,20 @@ mkdir -p "$OUT"
 SMOKE_BUDGET=${SMOKE_BUDGET:-100}
 BENCH_BUDGET=${BENCH_BUDGET:-300}
 BENCH_ARGS=${BENCH_ARGS:---compile}
+SMOKE_ARGS=${SMOKE_ARGS:-}
 
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-  || { echo "wheel install failed"; exit 1; }
+# SKIP_WHEELS=1 runs the same script where the packages are installed already (the CPU dry run, with --tiny).
+if [ -z "${SKIP_WHEELS:-}" ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+    .whl/*.whl || { echo "wheel install failed"; exit 1; }
+fi
 export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
-nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv | tee "$OUT/gpu.txt"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv 2>&1 | tee "$OUT/gpu.txt"
 python3 -c "import torch, diffusers, transformers; print('torch', torch.__version__, 'diffusers', diffusers.__version__, 'transformers', transformers.__version__)"
 
 # A budget overrun is cut by timeout, 30 s after the script's own budget, so the benchmark always gets its turn.
-timeout $((SMOKE_BUDGET + 30)) python3 -m bench.gpu_smoke --budget-seconds "$SMOKE_BUDGET" --out "$OUT" \
+# shellcheck disable=SC2086
+timeout $((SMOKE_BUDGET + 30)) python3 -m bench.gpu_smoke --budget-seconds "$SMOKE_BUDGET" --out "$OUT" $SMOKE_ARGS \
   >"$OUT/smoke.log" 2>&1
 echo "gpu_smoke exit $?"
 grep -E "^\[|SKIP|ERROR" "$OUT/smoke.log" | cut -c1-300
@@ -26,7 +31,7 @@ grep -E "^\[|SKIP|ERROR" "$OUT/smoke.log" | cut -c1-300
 timeout $((BENCH_BUDGET + 30)) python3 -m bench.gpu_bench --budget-seconds "$BENCH_BUDGET" --out "$OUT" $BENCH_ARGS \
   >"$OUT/bench.log" 2>&1
 echo "gpu_bench exit $?"
-grep -E "^\[" "$OUT/bench.log" | cut -c1-300 | tail -40
+grep -E "^\[" "$OUT/bench.log" | cut -c1-220 | tail -30
 echo
 cat "$OUT/smoke.md" 2>/dev/null || tail -20 "$OUT/smoke.log"
 echo

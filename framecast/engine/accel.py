@@ -3,6 +3,7 @@
 - Attention backend: every candidate that works offline is run on a probe (through the dispatcher the model
   calls) and checked against fp32 math attention; the fastest that passes wins, else ``native`` (PyTorch
   SDPA's own choice). The ``*_hub`` backends download kernels at first use, so they are never candidates.
+- Fused QKV projections: one larger GEMM instead of three per attention.
 - Regional ``torch.compile`` of the repeated transformer blocks (``compile_repeated_blocks``). A new input
   shape recompiles (minutes on a cold cache), so a worker warms each generation-size bucket at start.
 
@@ -28,6 +29,7 @@ __all__ = [
     "Variant",
     "apply_variant",
     "compile_transformer",
+    "fuse_qkv",
     "pick_attention_backend",
     "probe_attention_backends",
     "set_attention_backend",
@@ -152,6 +154,17 @@ def use_fastest_attention(
         "attention backend %s (%s)", name, ", ".join(f"{p.name}:{'ok' if p.ok else 'no'}" for p in probes)
     )
     return name, probes
+
+
+def fuse_qkv(transformer, on: bool = True) -> None:
+    """One GEMM for Q, K and V of self-attention (K and V of cross-attention) instead of three; same math.
+
+    The fused weights are extra copies of the projections; ``on=False`` drops them again.
+    """
+    if on:
+        transformer.fuse_qkv_projections()
+    else:
+        transformer.unfuse_qkv_projections()
 
 
 def compile_transformer(

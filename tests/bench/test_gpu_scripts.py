@@ -52,8 +52,8 @@ def test_gpu_bench_tiny_runs_every_arm_agrees_with_plain_and_counts_flops(tmp_pa
     results = gpu_bench.main(args)
     printed = capsys.readouterr().out
     expected = {
-        "wan2.2-ti2v-5b": {"plain", "framecast", "cfg-batch", "uniform-t", "no-cfg", "+compile"},
-        "wan2.1-t2v-1.3b": {"plain", "framecast", "cfg-batch"},
+        "wan2.2-ti2v-5b": {"plain", "framecast", "cfg-batch", "uniform-t", "no-cfg", "fuse-qkv", "+compile"},
+        "wan2.1-t2v-1.3b": {"plain", "framecast", "cfg-batch", "fuse-qkv"},
     }
     for name in gpu_bench.CASES:
         arms = results["presets"][name]["arms"]

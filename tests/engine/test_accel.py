@@ -120,3 +120,13 @@ def test_every_variant_names_a_base_preset_and_its_tradeoff():
         base = get_preset(variant.base)
         assert variant.tradeoff and variant.steps <= base.steps
         assert variant.name.startswith(variant.base)
+
+
+def test_fused_qkv_projections_compute_the_same_output_and_unfuse():
+    transformer = tiny_transformer()
+    reference = forward(transformer)
+    accel.fuse_qkv(transformer)
+    assert transformer.blocks[0].attn1.fused_projections
+    assert torch.allclose(forward(transformer), reference, atol=1e-5)
+    accel.fuse_qkv(transformer, on=False)
+    assert not transformer.blocks[0].attn1.fused_projections
