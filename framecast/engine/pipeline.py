@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ import torch
 from framecast.config import Settings
 from framecast.engine import tiny, weights
 from framecast.engine.base import RenderContext, RenderResult
+from framecast.engine.creative import Creative, joint_soundtrack, shot_plans, shots_output
 from framecast.engine.encode import encode_mp4
 from framecast.engine.frames import output_frames
 from framecast.engine.plan import PlanStage, RenderPlan, make_plan
@@ -74,6 +76,7 @@ class DiffusersEngine:
         self.device = "cpu"
         self.offload = "none"
         self.pipe: Any = None
+        self.creative: Creative | None = None  # creative.py: thinking_type, shots, style (LoRA), audio stage
 
     # Loading
     def load(self) -> None:
@@ -90,6 +93,7 @@ class DiffusersEngine:
         pipe.set_progress_bar_config(disable=True)
         self._place(pipe)
         self.pipe = pipe
+        self.creative = Creative(self.settings, self.preset, self.device)
         logger.info(
             "loaded %s on %s (offload %s) in %.1f s",
             self.name,
@@ -130,18 +134,25 @@ class DiffusersEngine:
 
     # Rendering
     def render(self, request: TextToVideoInput, ctx: RenderContext, out_path: Path) -> RenderResult:
-        return self.render_plan(make_plan(request, self.preset, stages=self.stages), ctx, out_path)
+        # Creative hook (creative.py): thinking_type, multi-clip and style shape the plan, logging to the job;
+        # the style's LoRA (if configured) is swapped in; presets without joint audio get the audio stage.
+        self.load()
+        assert self.creative is not None
+        stages = (*self.stages, *self.creative.stages(ctx.log))
+        plan = make_plan(request, self.preset, stages=stages, separate_audio=True)
+        self.creative.style_loras.activate(self.pipe, request.style)
+        return self.render_plan(plan, ctx, out_path)
 
     def render_plan(self, plan: RenderPlan, ctx: RenderContext, out_path: Path) -> RenderResult:
-        # 1. Denoise and decode
-        clip = self.generate(plan, ctx)
+        # 1. Denoise and decode, shot by shot (one shot unless multi-clip; hard cuts between shots)
+        clips = [(self.generate(shot_plan, ctx), shot_plan) for shot_plan in shot_plans(plan, self.preset)]
 
-        # 2. Map to the exact output and encode
+        # 2. Map to the exact output and encode, with one audio track over the whole video
         _stop_if_asked(ctx)
-        video, audio, sample_rate = clip.video, clip.audio, clip.sample_rate
+        audio, sample_rate = self._soundtrack([clip for clip, _ in clips], plan, ctx)
         size = encode_mp4(
             out_path,
-            output_frames(video, plan),
+            itertools.chain.from_iterable(output_frames(clip.video, shot_plan) for clip, shot_plan in clips),
             width=plan.width,
             height=plan.height,
             fps=plan.fps,
@@ -160,6 +171,7 @@ class DiffusersEngine:
             seed=plan.seed,
             prompt=plan.prompt,
             negative_prompt=plan.negative_prompt,
+            shots=shots_output(plan),
             extra={"file_size": size, "preset": self.name},
         )
 
@@ -176,6 +188,17 @@ class DiffusersEngine:
             return GeneratedClip(output.frames[0])
         rate = int(self.pipe.vocoder.config.output_sampling_rate)
         return GeneratedClip(output.frames[0], output.audio[0].float().cpu().numpy(), rate)
+
+    def _soundtrack(
+        self, clips: list[GeneratedClip], plan: RenderPlan, ctx: RenderContext
+    ) -> tuple[Any, Any]:
+        """The audio stage's track (creative.py), or the shots' joint audio end to end, or none."""
+        if plan.audio == "separate":
+            assert self.creative is not None
+            return self.creative.soundtrack(plan, ctx.log, ctx.should_stop)
+        if plan.audio == "joint":
+            return joint_soundtrack([(clip.audio, clip.sample_rate) for clip in clips], plan)
+        return None, None
 
     def call_kwargs(self, plan: RenderPlan, ctx: RenderContext) -> dict[str, Any]:
         kwargs: dict[str, Any] = dict(

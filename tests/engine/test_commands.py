@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import av
+import pytest
+
+from framecast.config import Settings
+from framecast.engine import commands
+from framecast.engine.instant import InstantEngine
+from framecast.errors import RenderStopped
+from framecast.schema import TextToVideoInput
+from tests.engine.conftest import RecordingContext
+
+
+def test_models_list_shows_every_preset_with_size_licence_and_weights():
+    table = commands.models_list(Settings())
+    lines = table.splitlines()
+    assert lines[0].split()[:4] == ["NAME", "SIZE", "WEIGHTS", "LICENCE"]
+    ltx = next(line for line in lines if line.startswith("ltx-2 "))
+    assert "90 GB" in ltx and "Community Licence" in ltx
+    assert "built in" in next(line for line in lines if line.startswith("tiny-wan "))
+
+
+def test_verify_of_a_tiny_model_needs_no_weights():
+    assert "built in" in commands.models_verify(Settings(), "tiny-ltx2")
+
+
+def test_generate_renders_through_the_configured_engine(tmp_path, capsys):
+    out = tmp_path / "fox.mp4"
+    request = TextToVideoInput(prompt="a fox", resolution="360p", aspect_ratio="9:16", seed=1)
+    result = commands.generate(Settings(model="tiny-wan", device="cpu"), request, out)
+    assert result.path == out and (result.width, result.height) == (360, 640)
+    assert "denoising" in capsys.readouterr().err  # the tqdm bar
+
+
+def test_instant_engine_writes_a_small_valid_mp4_and_honours_cancel(tmp_path):
+    engine = InstantEngine(steps=3)
+    request = TextToVideoInput(prompt="a fox", duration="8")
+    ctx = RecordingContext()
+    result = engine.render(request, ctx, tmp_path / "a.mp4")
+    assert ctx.steps == [(1, 3), (2, 3), (3, 3)]
+    with av.open(str(result.path)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.width, stream.codec_context.height) == (128, 72)
+        assert stream.duration * stream.time_base == 8
+    stopped = RecordingContext(stop_after=1)
+    with pytest.raises(RenderStopped, match="cancelled"):
+        engine.render(request, stopped, tmp_path / "b.mp4")
+    assert stopped.steps == [(1, 3)]

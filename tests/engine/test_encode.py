@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from framecast.engine.encode import encode_mp4, fit_audio
+
+
+def grey_frames(count: int, width: int, height: int):
+    return (np.full((height, width, 3), 10 + i % 200, dtype=np.uint8) for i in range(count))
+
+
+def test_mp4_has_exact_frames_fps_duration_and_faststart(tmp_path):
+    path = tmp_path / "clip.mp4"
+    size = encode_mp4(path, grey_frames(192, 64, 36), width=64, height=36, fps=24, frame_count=192)
+
+    assert size == path.stat().st_size
+    data = path.read_bytes()
+    assert data.index(b"moov") < data.index(b"mdat")  # +faststart: playable while downloading
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264" and stream.codec_context.pix_fmt == "yuv420p"
+        assert stream.average_rate == 24
+        assert stream.duration * stream.time_base == 8
+        assert sum(1 for _ in container.decode(video=0)) == 192
+
+
+def test_audio_track_is_cut_or_padded_to_the_video_duration(tmp_path):
+    rate = 16000
+    for seconds in (3.0, 7.5):  # shorter and longer than the 5 s video
+        path = tmp_path / f"clip-{seconds}.mp4"
+        waveform = 0.1 * np.sin(np.linspace(0, 2000, int(seconds * rate))).astype(np.float32)
+        encode_mp4(
+            path,
+            grey_frames(80, 32, 32),
+            width=32,
+            height=32,
+            fps=16,
+            frame_count=80,
+            audio=np.stack([waveform, waveform]),
+            sample_rate=rate,
+        )
+        with av.open(str(path)) as container:
+            audio = container.streams.audio[0]
+            assert audio.codec_context.name == "aac" and audio.rate == rate and audio.channels == 2
+            assert abs(audio.duration * audio.time_base - 5) <= Fraction(1024, rate)
+
+
+def test_fit_audio_gives_exactly_the_samples_asked_for():
+    assert fit_audio(np.ones(10), 4).shape == (1, 4)
+    padded = fit_audio(np.ones((2, 3)), 5)
+    assert padded.shape == (2, 5) and padded[:, 3:].sum() == 0
+
+
+def test_odd_dimensions_and_wrong_frame_counts_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="even"):
+        encode_mp4(tmp_path / "odd.mp4", grey_frames(1, 33, 32), width=33, height=32, fps=24, frame_count=1)
+    with pytest.raises(ValueError, match="expected 5"):
+        encode_mp4(tmp_path / "short.mp4", grey_frames(4, 32, 32), width=32, height=32, fps=24, frame_count=5)

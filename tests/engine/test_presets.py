@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+import pytest
+
+from framecast.engine.presets import all_presets, get_preset, pick_auto, resolve_preset
+from framecast.errors import ConfigError
+
+
+def test_auto_picks_by_cuda_memory_and_says_why():
+    assert pick_auto(80)[0].name == "wan2.2-ti2v-5b"
+    assert pick_auto(24)[0].name == "wan2.2-ti2v-5b"
+    assert pick_auto(16)[0].name == "wan2.1-t2v-1.3b"
+    preset, why = pick_auto(None)
+    assert preset.name == "tiny-wan"
+    assert "RANDOM-WEIGHT TEST MODEL" in why and "FRAMECAST_MODEL=" in why
+
+
+def test_auto_without_cuda_logs_a_loud_warning(caplog):
+    with caplog.at_level(logging.WARNING):
+        assert resolve_preset("auto", lambda: None).name == "tiny-wan"
+    assert "noise" in caplog.text
+
+
+def test_named_models_resolve_and_unknown_ones_are_a_config_error():
+    assert resolve_preset("ltx-2", lambda: 80).joint_audio
+    with pytest.raises(ConfigError, match="unknown model 'sora'.*wan2.2-ti2v-5b"):
+        get_preset("sora")
+
+
+def test_presets_follow_the_published_model_facts():
+    names = {p.name for p in all_presets()}
+    assert {"wan2.2-ti2v-5b", "wan2.1-t2v-1.3b", "wan2.2-t2v-a14b", "ltx-2", "tiny-wan", "tiny-ltx2"} <= names
+    for preset in all_presets():
+        assert (preset.max_frames - 1) % preset.frame_step == 0
+        assert preset.native_width % preset.size_multiple == 0
+        assert preset.native_height % preset.size_multiple == 0
+        assert preset.tiny == (preset.repo_id == "")
+    assert get_preset("wan2.2-t2v-a14b").guidance_scale_2 == 3.0
+    assert "Community" in get_preset("ltx-2").licence
+
+
+def test_importing_the_engine_package_does_not_import_torch():
+    modules = "framecast.engine, framecast.engine.plan, framecast.engine.presets, framecast.engine.weights"
+    code = f"import sys, {modules}; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

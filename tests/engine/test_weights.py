@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from framecast.config import Settings
+from framecast.engine.pipeline import DiffusersEngine
+from framecast.engine.presets import get_preset
+from framecast.engine.weights import problems
+from framecast.errors import ModelUnavailableError
+
+MISSING = """
+from framecast.engine.presets import get_preset
+from framecast.engine.weights import weights_folder
+from framecast.errors import ModelUnavailableError
+try:
+    weights_folder(get_preset("wan2.1-t2v-1.3b"))
+except ModelUnavailableError as exc:
+    print(exc)
+"""
+
+
+def test_missing_weights_offline_give_one_sentence_naming_the_pull_command(tmp_path):
+    env = {**os.environ, "HF_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", MISSING], capture_output=True, text=True, env=env, check=True)
+    message = out.stdout.strip()
+    assert "framecast models pull wan2.1-t2v-1.3b" in message
+    assert message.endswith(".") and ". " not in message and "\n" not in message
+    assert "Traceback" not in out.stderr
+
+
+def test_a_model_path_without_a_pipeline_is_a_clear_error(tmp_path):
+    engine = DiffusersEngine(get_preset("wan2.1-t2v-1.3b"), Settings(model_path=str(tmp_path)))
+    with pytest.raises(ModelUnavailableError, match="no model_index.json"):
+        engine.load()
+
+
+def test_problems_names_missing_components_and_shards(tmp_path):
+    (tmp_path / "model_index.json").write_text(
+        json.dumps(
+            {"_class_name": "WanPipeline", "vae": ["diffusers", "AutoencoderKLWan"], "x": [None, None]}
+        )
+    )
+    assert problems(tmp_path) == ["vae/"]
+    (tmp_path / "vae").mkdir()
+    (tmp_path / "vae" / "config.json").write_text("{}")
+    (tmp_path / "vae" / "model.safetensors.index.json").write_text(
+        json.dumps({"weight_map": {"a": "model-1.safetensors", "b": "model-2.safetensors"}})
+    )
+    (tmp_path / "vae" / "model-1.safetensors").write_bytes(b"0")
+    assert problems(tmp_path) == ["vae/model-2.safetensors"]
