@@ -110,8 +110,8 @@ class DiffusersEngine:
         folder = weights.weights_folder(self.preset, self.settings.model_path)
         pipeline_class = getattr(diffusers, self.preset.pipeline_class)
         # Wan's VAE loses detail in bf16; its authors run it in float32.
-        torch_dtype: Any = {"default": dtype, "vae": torch.float32} if self.preset.family == "wan" else dtype
-        return pipeline_class.from_pretrained(folder, torch_dtype=torch_dtype, local_files_only=True)
+        dtypes: Any = {"default": dtype, "vae": torch.float32} if self.preset.family == "wan" else dtype
+        return pipeline_class.from_pretrained(folder, dtype=dtypes, local_files_only=True)
 
     def _place(self, pipe: Any) -> None:
         free_gb = torch.cuda.mem_get_info()[0] / 2**30 if self.device == "cuda" else 0.0

@@ -161,8 +161,8 @@ register(
         native_height=512,
         # LTX-2 is trained on clips up to 20 s; 241 frames covers the 10 s tier in one pass.
         max_frames=241,
-        steps=40,
-        guidance_scale=4.0,
+        steps=30,
+        guidance_scale=3.0,
         negative_prompt=LTX_NEGATIVE,
         licence="LTX-2 Community Licence: free below $10M annual revenue, no directly competing products",
         size_gb=90.0,
