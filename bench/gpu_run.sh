@@ -7,9 +7,9 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/framecast-gpu}
 mkdir -p "$OUT"
-SMOKE_BUDGET=${SMOKE_BUDGET:-100}
-BENCH_BUDGET=${BENCH_BUDGET:-300}
-BENCH_ARGS=${BENCH_ARGS:---compile}
+SMOKE_BUDGET=${SMOKE_BUDGET:-90}
+BENCH_BUDGET=${BENCH_BUDGET:-330}
+BENCH_ARGS=${BENCH_ARGS:---compile --timed-steps 2}
 SMOKE_ARGS=${SMOKE_ARGS:-}
 
 # SKIP_WHEELS=1 runs the same script where the packages are installed already (the CPU dry run, with --tiny).

@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     device_name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu (tiny models)"
     start = time.perf_counter()
     # Rough seconds per preset on an H100, to skip what cannot finish inside the budget.
-    estimates = {"wan2.2-ti2v-5b": 30.0, "wan2.1-t2v-1.3b": 15.0, "wan2.2-t2v-a14b": 40.0}
+    estimates = {"wan2.2-ti2v-5b": 30.0, "wan2.1-t2v-1.3b": 15.0, "wan2.2-t2v-a14b": 35.0}
     rows = []
     for name in args.presets:
         left = args.budget_seconds - (time.perf_counter() - start)
