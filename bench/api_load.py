@@ -41,7 +41,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def one_client(http: httpx.AsyncClient, stop_at: float, submits: list[float], polls: list[float]) -> None:
+async def one_client(
+    http: httpx.AsyncClient, stop_at: float, submits: list[float], polls: list[float]
+) -> None:
     while time.monotonic() < stop_at:
         started = time.monotonic()
         response = await http.post(SUBMIT, json=BODY)
@@ -94,7 +96,9 @@ def main() -> None:
             worker.wait(timeout=15)
             server.close()
 
-    print(f"\nAPI load on SQLite, {os.cpu_count()} cores, {args.seconds:.0f} s per level, status polled every 100 ms")
+    print(
+        f"\nAPI load on SQLite, {os.cpu_count()} cores, {args.seconds:.0f} s per level, status polled every 100 ms"
+    )
     print("| clients | submits/s | submit p50 ms | status req/s | status p50 ms | status p99 ms |")
     print("|---:|---:|---:|---:|---:|---:|")
     for row in rows:
