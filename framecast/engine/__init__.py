@@ -29,4 +29,6 @@ def create_engine(settings: Settings) -> Engine:
     from framecast.engine.pipeline import DiffusersEngine, cuda_total_gb
     from framecast.engine.presets import resolve_preset
 
-    return DiffusersEngine(resolve_preset(settings.model, cuda_total_gb), settings)
+    # FRAMECAST_DEVICE=cpu on a GPU machine: auto must not pick a model sized for the GPU.
+    memory = (lambda: None) if settings.device == "cpu" else cuda_total_gb
+    return DiffusersEngine(resolve_preset(settings.model, memory), settings)

@@ -48,3 +48,12 @@ def test_importing_the_engine_package_does_not_import_torch():
     code = f"import sys, {modules}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_create_engine_names_the_engine_without_loading_it():
+    from framecast.config import Settings
+    from framecast.engine import create_engine
+
+    engine = create_engine(Settings(model="auto", device="cpu"))
+    assert engine.name == "tiny-wan" and engine.pipe is None  # type: ignore[attr-defined]
+    assert create_engine(Settings(model="instant")).name == "instant"
