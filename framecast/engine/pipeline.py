@@ -145,7 +145,11 @@ class DiffusersEngine:
 
     def render_plan(self, plan: RenderPlan, ctx: RenderContext, out_path: Path) -> RenderResult:
         # 1. Denoise and decode, shot by shot (one shot unless multi-clip; hard cuts between shots)
-        clips = [(self.generate(shot_plan, ctx), shot_plan) for shot_plan in shot_plans(plan, self.preset)]
+        plans = shot_plans(plan, self.preset)
+        total, done, clips = sum(p.steps for p in plans), 0, []
+        for shot_plan in plans:  # steps count across shots, so progress never goes backwards
+            clips.append((self.generate(shot_plan, ctx, steps_done=done, steps_total=total), shot_plan))
+            done += shot_plan.steps
 
         # 2. Map to the exact output and encode, with one audio track over the whole video
         _stop_if_asked(ctx)
@@ -175,15 +179,18 @@ class DiffusersEngine:
             extra={"file_size": size, "preset": self.name},
         )
 
-    def generate(self, plan: RenderPlan, ctx: RenderContext) -> GeneratedClip:
-        """Run the pipeline for ``plan``: the generated frames, and the joint audio when the plan has it."""
+    def generate(
+        self, plan: RenderPlan, ctx: RenderContext, *, steps_done: int = 0, steps_total: int | None = None
+    ) -> GeneratedClip:
+        """Run the pipeline for ``plan``: the generated frames, and the joint audio when the plan has it.
+        Steps are reported as ``steps_done + i`` of ``steps_total`` (default: this plan's steps)."""
         self.load()  # a no-op when warm
         if len(plan.shots) != 1:
             raise NotImplementedError("multi-shot plans need the shots stage (framecast/engine/shots.py)")
         ctx.log(describe(plan))
         _stop_if_asked(ctx)
         with torch.inference_mode():
-            output = self.pipe(**self.call_kwargs(plan, ctx))
+            output = self.pipe(**self.call_kwargs(plan, ctx, steps_done, steps_total or plan.steps))
         if plan.audio != "joint":
             return GeneratedClip(output.frames[0])
         rate = int(self.pipe.vocoder.config.output_sampling_rate)
@@ -200,7 +207,9 @@ class DiffusersEngine:
             return joint_soundtrack([(clip.audio, clip.sample_rate) for clip in clips], plan)
         return None, None
 
-    def call_kwargs(self, plan: RenderPlan, ctx: RenderContext) -> dict[str, Any]:
+    def call_kwargs(
+        self, plan: RenderPlan, ctx: RenderContext, steps_done: int = 0, steps_total: int | None = None
+    ) -> dict[str, Any]:
         kwargs: dict[str, Any] = dict(
             prompt=plan.prompt,
             negative_prompt=plan.negative_prompt,
@@ -211,7 +220,7 @@ class DiffusersEngine:
             guidance_scale=plan.guidance_scale,
             generator=torch.Generator("cpu").manual_seed(plan.seed),
             output_type="pt",
-            callback_on_step_end=_step_callback(ctx, plan.steps),
+            callback_on_step_end=_step_callback(ctx, steps_done, steps_total or plan.steps),
             **self.preset.call_kwargs,
         )
         if self.preset.guidance_scale_2 is not None:
@@ -240,10 +249,10 @@ def _stop_if_asked(ctx: RenderContext) -> None:
         raise RenderStopped(reason)
 
 
-def _step_callback(ctx: RenderContext, total: int) -> Any:
+def _step_callback(ctx: RenderContext, done: int, total: int) -> Any:
     def on_step_end(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-        ctx.log(f"step {step + 1}/{total}")
-        ctx.progress(step + 1, total)
+        ctx.log(f"step {done + step + 1}/{total}")
+        ctx.progress(done + step + 1, total)
         _stop_if_asked(ctx)  # raising here leaves the loop now, not after the remaining steps
         return tensors
 

@@ -143,3 +143,14 @@ def test_offload_mode_follows_free_gpu_memory_unless_set():
     assert pick_offload("sequential", "cuda", 80, wan) == "sequential"
     with pytest.raises(ConfigError, match="FRAMECAST_OFFLOAD"):
         pick_offload("disk", "cuda", 80, wan)
+
+
+def test_multi_clip_render_keeps_exact_length_and_counts_steps_across_shots(tiny_wan, tmp_path):
+    ctx = RecordingContext()
+    multi = request(resolution="360p", generate_multi_clip_switch=True)
+    result = tiny_wan.render(multi, ctx, tmp_path / "multi.mp4")
+    shots = len(result.shots or [])
+    assert shots >= 2
+    assert ctx.steps == [(i, 4 * shots) for i in range(1, 4 * shots + 1)]
+    info = probe(result.path)
+    assert info["frames"] == 80 and info["duration"] == 5
