@@ -488,6 +488,25 @@ class Bench:
         fp32_estimate = 3 * (res.get("decode_bf16_s") or 4 * est_step) + 5
         self.deferred.append((0, f"{name} fp32 decode", lambda: fp32_estimate, decode_fp32))
 
+        def decode_channels_last() -> None:
+            accel.channels_last_3d(vae16)
+            self.reset_peak()
+            video, res["decode_bf16_cl3d_s"] = self.timed(
+                lambda: wan_loop.decode_latents(
+                    fc_pipe, final.contiguous(memory_format=torch.channels_last_3d), "pt-raw"
+                )
+            )
+            res["decode_bf16_cl3d_peak_gib"] = self.peak_gib()
+            if video16 is not None:
+                res["decode_cl3d_vs_bf16_rel_err"] = rel_err(video, video16)
+            self.log(
+                f"{name} VAE decode bf16 channels-last: {res['decode_bf16_cl3d_s']:.2f}s, rel err vs "
+                f"bf16 {res.get('decode_cl3d_vs_bf16_rel_err')}"
+            )
+
+        bf16_estimate = (res.get("decode_bf16_s") or 4 * est_step) * 1.5 + 5
+        self.deferred.append((2, f"{name} channels-last decode", lambda: bf16_estimate, decode_channels_last))
+
         # 7. Optional: regional compile, deferred until every preset has had its core arms (it can take
         # minutes cold, and it changes the transformer in place)
         if self.args.compile and name in self.args.compile_presets:
@@ -637,7 +656,8 @@ def format_tables(results: dict) -> str:
             )
     lines += [
         "",
-        "| preset | text enc plain / fc (s) | VAE decode fp32 / bf16 (s) | bf16 vs fp32 decode rel err | "
+        "| preset | text enc plain / fc (s) | VAE decode fp32 / bf16 / bf16 NDHWC (s) | "
+        "bf16 vs fp32 decode rel err | "
         "end-to-end plain / framecast (s, extrapolated) | speed-up | TFLOP/step analytic / counted | "
         "build transformer / VAE (s) |",
         "|---|---|---|---|---|---|---|---|",
@@ -646,17 +666,19 @@ def format_tables(results: dict) -> str:
         arms, steps = res.get("arms", {}), res["case"]["steps"]
         plain_e2e = fc_e2e = None
         dec32, dec16 = res.get("decode_fp32_s"), res.get("decode_bf16_s")
+        dec_fc = min(d for d in (dec16, res.get("decode_bf16_cl3d_s")) if d) if dec16 else None
         if "plain" in arms and (dec32 or dec16) and "text_encode_plain_s" in res:
             plain_e2e = res["text_encode_plain_s"] + steps * arms["plain"]["s_per_step"] + (dec32 or dec16)
         best = min((a["s_per_step"] for k, a in arms.items() if k in ("framecast", "+compile")), default=None)
         if best and dec16 and "text_encode_framecast_s" in res:
-            fc_e2e = res["text_encode_framecast_s"] + steps * best + dec16
+            fc_e2e = res["text_encode_framecast_s"] + steps * best + dec_fc
         speed = f"{plain_e2e / fc_e2e:.2f}x" if plain_e2e and fc_e2e else "-"
         counted = res.get("counted_tflop_per_step")
         lines.append(
             f"| {name} | {_f(res.get('text_encode_plain_s'), '.3f')} / "
             f"{_f(res.get('text_encode_framecast_s'), '.3f')} | "
-            f"{_f(dec32)} / {_f(dec16)} | {_f(res.get('decode_bf16_vs_fp32_rel_err'), '.1e')} | "
+            f"{_f(dec32)} / {_f(dec16)} / {_f(res.get('decode_bf16_cl3d_s'))} | "
+            f"{_f(res.get('decode_bf16_vs_fp32_rel_err'), '.1e')} | "
             f"{_f(plain_e2e, '.1f')} / {_f(fc_e2e, '.1f')} ({steps} steps) | {speed} | "
             f"{res['analytic_tflop_per_step']:.4g} / {_f(counted, '.4g')} | "
             f"{res['build_s'].get('transformer', 0):.1f} / {res['build_s'].get('vae', 0):.1f} |"

@@ -7,8 +7,9 @@
 - Regional ``torch.compile`` of the repeated transformer blocks (``compile_repeated_blocks``). A new input
   shape recompiles (minutes on a cold cache), so a worker warms each generation-size bucket at start.
 
-The VAE's dtype (bf16 decode) and tiling are load-time memory choices of the engine's pipeline;
-``bench/gpu_bench.py`` measures what bf16 decode changes against fp32 on the same latents.
+- VAE: Conv3d weights in the channels-last layout (``channels_last_3d``). Its dtype (bf16 decode) and tiling
+  are load-time memory choices of the engine's pipeline; ``bench/gpu_bench.py`` measures what bf16 decode
+  changes against fp32 on the same latents.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "BackendProbe",
     "Variant",
     "apply_variant",
+    "channels_last_3d",
     "compile_transformer",
     "fuse_qkv",
     "pick_attention_backend",
@@ -165,6 +167,14 @@ def fuse_qkv(transformer, on: bool = True) -> None:
         transformer.fuse_qkv_projections()
     else:
         transformer.unfuse_qkv_projections()
+
+
+def channels_last_3d(module: torch.nn.Module) -> torch.nn.Module:
+    """Store every Conv3d weight as NDHWC, the layout cuDNN's tensor-core 3D convolutions use; same math."""
+    for conv in module.modules():
+        if isinstance(conv, torch.nn.Conv3d):
+            conv.weight.data = conv.weight.data.contiguous(memory_format=torch.channels_last_3d)
+    return module
 
 
 def compile_transformer(

@@ -64,6 +64,7 @@ def test_gpu_bench_tiny_runs_every_arm_agrees_with_plain_and_counts_flops(tmp_pa
                 latents_err, update_err = (float(x) for x in arm["rel_err"].split(" / "))
                 assert latents_err < 1e-4 and update_err < 1e-3, arm_name
         assert results["presets"][name]["decode_fp32_s"] is not None
+        assert results["presets"][name]["decode_cl3d_vs_bf16_rel_err"] < 1e-5
         # The analytic DiT FLOPs (the formula in gpu_bench's docstring) are what torch's flop counter counts.
         res = results["presets"][name]
         assert res["counted_tflop_per_step"] == pytest.approx(res["analytic_tflop_per_step"], rel=1e-3)

@@ -130,3 +130,17 @@ def test_fused_qkv_projections_compute_the_same_output_and_unfuse():
     assert torch.allclose(forward(transformer), reference, atol=1e-5)
     accel.fuse_qkv(transformer, on=False)
     assert not transformer.blocks[0].attn1.fused_projections
+
+
+def test_channels_last_vae_decodes_the_same_frames():
+    from framecast.engine import wan_loop
+
+    pipe = randmodels.build_pipeline(
+        randmodels.tiny_config("wan2.2-ti2v-5b"), device=CPU, dtype=torch.float32, vae_dtype=torch.float32
+    )
+    latents = torch.randn(1, 8, 2, 4, 4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        reference = wan_loop.decode_latents(pipe, latents, "pt-raw")
+        accel.channels_last_3d(pipe.vae)
+        assert pipe.vae.decoder.conv_in.weight.is_contiguous(memory_format=torch.channels_last_3d)
+        assert torch.allclose(wan_loop.decode_latents(pipe, latents, "pt-raw"), reference, atol=1e-5)
