@@ -276,7 +276,8 @@ def apply_variant(pipe, variant: Variant) -> None:
                 adapter_name=f"{variant.name}-{expert}",
                 load_into_transformer_2=expert == 1,
             )
-        pipe.fuse_lora()
+        # fuse_lora fuses only "transformer" unless told: the low-noise expert's LoRA would be dropped.
+        pipe.fuse_lora(components=["transformer", "transformer_2"][: len(transformers)])
         pipe.unload_lora_weights()  # fused into the weights: no adapter hooks left at run time
     if variant.first_block_cache is not None:
         from diffusers import FirstBlockCacheConfig

@@ -144,3 +144,31 @@ def test_channels_last_vae_decodes_the_same_frames():
         accel.channels_last_3d(pipe.vae)
         assert pipe.vae.decoder.conv_in.weight.is_contiguous(memory_format=torch.channels_last_3d)
         assert torch.allclose(wan_loop.decode_latents(pipe, latents, "pt-raw"), reference, atol=1e-5)
+
+
+def test_lora_variant_fuses_each_file_into_its_own_expert(tmp_path):
+    from diffusers import WanPipeline
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    cfg = randmodels.tiny_config("wan2.2-t2v-a14b")
+    pipe = randmodels.build_pipeline(cfg, device=CPU, dtype=torch.float32, vae_dtype=torch.float32)
+    experts = [pipe.transformer, pipe.transformer_2]
+    before = [e.blocks[0].attn1.to_q.weight.clone() for e in experts]
+    deltas, files = [], []
+    for i in range(2):
+        source = randmodels.build_transformer(cfg, CPU, torch.float32, seed=10 + i)
+        lora = LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v"], init_lora_weights=False)
+        source.add_adapter(lora)
+        state = get_peft_model_state_dict(source)
+        deltas.append(state["blocks.0.attn1.to_q.lora_B.weight"] @ state["blocks.0.attn1.to_q.lora_A.weight"])
+        WanPipeline.save_lora_weights(tmp_path / f"expert{i}", transformer_lora_layers=state)
+        files.append(f"expert{i}/pytorch_lora_weights.safetensors")
+
+    variant = accel.Variant(
+        "t", "wan2.2-t2v-a14b", 4, 1.0, "", lora_repo=str(tmp_path), lora_files=tuple(files)
+    )
+    accel.apply_variant(pipe, variant)
+
+    for expert, old, delta in zip(experts, before, deltas, strict=True):
+        assert type(expert.blocks[0].attn1.to_q) is torch.nn.Linear  # fused, no adapter left
+        assert torch.allclose(expert.blocks[0].attn1.to_q.weight, old + delta, atol=1e-5)
