@@ -138,7 +138,9 @@ class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.device = torch.device("cpu" if args.tiny else "cuda")
-        self.dtype = torch.float32 if args.tiny else torch.bfloat16
+        self.dtype = (
+            getattr(torch, args.dtype) if args.dtype else torch.float32 if args.tiny else torch.bfloat16
+        )
         self.budget = Budget(args.budget_seconds)
         self.out = Path(args.out) if args.out else None
         self.log_lines: list[str] = []
@@ -717,6 +719,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--tiny", action="store_true", help="tiny models on the CPU (tests and CI)")
     parser.add_argument("--presets", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], help="default: bf16 on CUDA, fp32 tiny")
     parser.add_argument("--warmup-steps", type=int, default=1)
     parser.add_argument("--timed-steps", type=int, default=3)
     parser.add_argument("--budget-seconds", type=float, default=300.0)
