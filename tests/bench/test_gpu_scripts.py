@@ -110,3 +110,12 @@ def test_gpu_scripts_start_without_packages_the_gpu_image_lacks(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads((tmp_path / "smoke.json").read_text())[0]["finite"] is True
+
+
+def test_ltx2_config_builds_the_19b_transformer():
+    from diffusers import LTX2VideoTransformer3DModel
+
+    cfg = randmodels.load_config("ltx-2")
+    with torch.device("meta"):
+        transformer = LTX2VideoTransformer3DModel.from_config(cfg["transformer"])
+    assert 18.5 < sum(p.numel() for p in transformer.parameters()) / 1e9 < 19.5
