@@ -60,3 +60,15 @@ def test_odd_dimensions_and_wrong_frame_counts_are_refused(tmp_path):
         encode_mp4(tmp_path / "odd.mp4", grey_frames(1, 33, 32), width=33, height=32, fps=24, frame_count=1)
     with pytest.raises(ValueError, match="expected 5"):
         encode_mp4(tmp_path / "short.mp4", grey_frames(4, 32, 32), width=32, height=32, fps=24, frame_count=5)
+
+
+def test_the_same_frames_encode_to_the_same_bytes(tmp_path):
+    rng = np.random.default_rng(0)
+    frames = [(rng.random((90, 120, 3)) * 20 + 120).astype(np.uint8) for _ in range(24)]
+    frames = [np.ascontiguousarray(np.repeat(np.repeat(f, 4, 0), 3, 1)) for f in frames]  # 360x360
+    digests = set()
+    for run in range(4):
+        path = tmp_path / f"{run}.mp4"
+        encode_mp4(path, iter(frames), width=360, height=360, fps=24, frame_count=24)
+        digests.add(path.read_bytes())
+    assert len(digests) == 1
