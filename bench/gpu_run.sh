@@ -7,8 +7,8 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/framecast-gpu}
 mkdir -p "$OUT"
-SMOKE_BUDGET=${SMOKE_BUDGET:-90}
-BENCH_BUDGET=${BENCH_BUDGET:-330}
+SMOKE_BUDGET=${SMOKE_BUDGET:-105}
+BENCH_BUDGET=${BENCH_BUDGET:-320}
 BENCH_ARGS=${BENCH_ARGS:---compile --timed-steps 2}
 SMOKE_ARGS=${SMOKE_ARGS:-}
 

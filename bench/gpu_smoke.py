@@ -6,7 +6,7 @@ of the latents; it prints seconds per step (step 1 includes kernel selection and
 peak memory. ``--tiny`` runs the same code on the CPU with tiny models (what tests and CI run).
 
 wan2.2-t2v-a14b runs at 832x480 (its 480p size) to fit the call's time; both experts are built, as a real
-load holds them. LTX-2 is not covered yet (its transformer needs the audio branch and Gemma connectors).
+load holds them. LTX-2's transformer is called directly with random inputs (``smoke_ltx2``).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ SIZES = {
     "wan2.2-ti2v-5b": Size(1280, 704, 121),
     "wan2.1-t2v-1.3b": Size(832, 480, 81),
     "wan2.2-t2v-a14b": Size(832, 480, 81),
+    "ltx-2": Size(768, 512, 121),
 }
 TINY = Size(64, 64, 9)
 TEXT_TOKENS = 512  # umT5 output length the pipeline pads to
@@ -107,6 +108,76 @@ def smoke_preset(name: str, device: torch.device, dtype: torch.dtype, tiny: bool
     return row
 
 
+def smoke_ltx2(device: torch.device, dtype: torch.dtype, tiny: bool, steps: int = 2) -> dict:
+    """LTX-2's transformer called directly (its pipeline needs Gemma-3 and the connectors), then a VAE decode.
+
+    Each step is one forward of batch 2 (conditional and unconditional rows, batched as LTX2Pipeline does)
+    over the video and audio tokens of the clip, with random text embeddings of the connectors' width.
+    """
+    cfg = randmodels.tiny_config("ltx-2") if tiny else randmodels.load_config("ltx-2")
+    size = TINY if tiny else SIZES["ltx-2"]
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    row: dict = {"preset": "ltx-2", "size": f"{size.width}x{size.height}x{size.frames}"}
+
+    # 1. Build
+    start = time.perf_counter()
+    transformer, vae = randmodels.build_ltx2(cfg, device, dtype)
+    _sync(device)
+    row["build_s"] = time.perf_counter() - start
+
+    # 2. Denoising forwards at the native latent size
+    t = cfg["transformer"]
+    frames, height, width = (size.frames - 1) // 8 + 1, size.height // 32, size.width // 32
+    audio_frames = round(size.frames / cfg["native"]["fps"] * cfg["audio_latents_per_second"])
+    gen = torch.Generator(device="cpu").manual_seed(0)
+
+    def noise(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=gen).to(device, dtype)
+
+    video = noise(2, frames * height * width, t["in_channels"])
+    audio = noise(2, audio_frames, t["audio_in_channels"])
+    text = noise(2, cfg["text_tokens"], t["caption_channels"])
+    row["step_s"] = []
+    with torch.no_grad():
+        for step in range(steps):
+            sigma = torch.full((2,), 1.0 - step / steps, device=device)
+            _sync(device)
+            begin = time.perf_counter()
+            video_out, _ = transformer(
+                hidden_states=video,
+                audio_hidden_states=audio,
+                encoder_hidden_states=text,
+                audio_encoder_hidden_states=text,
+                timestep=sigma,
+                sigma=sigma,
+                num_frames=frames,
+                height=height,
+                width=width,
+                fps=float(cfg["native"]["fps"]),
+                audio_num_frames=audio_frames,
+                return_dict=False,
+            )
+            _sync(device)
+            row["step_s"].append(time.perf_counter() - begin)
+
+        # 3. VAE decode of one clip's latents
+        latents = video_out[:1].transpose(1, 2).reshape(1, t["in_channels"], frames, height, width)
+        _sync(device)
+        begin = time.perf_counter()
+        decoded = vae.decode(latents.to(vae.dtype), return_dict=False)[0]
+        _sync(device)
+    row["decode_s"] = time.perf_counter() - begin
+    row["video"] = list(decoded.shape)
+    row["finite"] = bool(torch.isfinite(decoded).all())
+    row["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else 0.0
+    del transformer, vae, decoded, video_out
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return row
+
+
 def format_table(rows: list[dict], device_name: str, dtype: torch.dtype) -> str:
     lines = [
         f"gpu_smoke on {device_name}, torch {torch.__version__}; {dtype} transformer and VAE, random weights "
@@ -142,7 +213,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     device_name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu (tiny models)"
     start = time.perf_counter()
     # Rough seconds per preset on an H100, to skip what cannot finish inside the budget.
-    estimates = {"wan2.2-ti2v-5b": 30.0, "wan2.1-t2v-1.3b": 15.0, "wan2.2-t2v-a14b": 35.0}
+    estimates = {"wan2.2-ti2v-5b": 30.0, "wan2.1-t2v-1.3b": 15.0, "wan2.2-t2v-a14b": 35.0, "ltx-2": 20.0}
     rows = []
     for name in args.presets:
         left = args.budget_seconds - (time.perf_counter() - start)
@@ -151,7 +222,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
             rows.append({"preset": name, "error": f"skipped, {left:.0f}s left"})
             continue
         try:
-            row = smoke_preset(name, device, dtype, args.tiny)
+            if name == "ltx-2":
+                row = smoke_ltx2(device, dtype, args.tiny)
+            else:
+                row = smoke_preset(name, device, dtype, args.tiny)
         except Exception:  # noqa: BLE001 - report the preset as failed and go on to the next
             print(f"ERROR {name}:\n{traceback.format_exc()}", flush=True)
             row = {"preset": name, "error": traceback.format_exc().strip().splitlines()[-1][:100]}

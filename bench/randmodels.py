@@ -77,6 +77,42 @@ TEXT_ENCODER_KEYS = (
 )
 
 
+# LTX-2 at the engine's tiny scale (framecast/engine/tiny.py), same classes.
+TINY_LTX2_TRANSFORMER = {
+    "in_channels": 8,
+    "out_channels": 8,
+    "num_attention_heads": 2,
+    "attention_head_dim": 8,
+    "cross_attention_dim": 16,
+    "audio_in_channels": 4,
+    "audio_out_channels": 4,
+    "audio_num_attention_heads": 2,
+    "audio_attention_head_dim": 4,
+    "audio_cross_attention_dim": 8,
+    "num_layers": 2,
+    "caption_channels": 32,
+    "rope_double_precision": False,
+    "rope_type": "split",
+}
+TINY_LTX2_VAE = {
+    "latent_channels": 8,
+    "block_out_channels": [8, 8, 8],
+    "decoder_block_out_channels": [8, 8, 8],
+    "layers_per_block": [1, 1, 1, 1],
+    "decoder_layers_per_block": [1, 1, 1, 1],
+    "spatio_temporal_scaling": [True, True, True],
+    "decoder_spatio_temporal_scaling": [True, True, True],
+    "decoder_inject_noise": [False, False, False, False],
+    "downsample_type": ["spatiotemporal"] * 3,
+    "upsample_type": ["spatiotemporal"] * 3,
+    "upsample_residual": [False, False, False],
+    "upsample_factor": [1, 1, 1],
+    "patch_size": 4,
+    "patch_size_t": 1,
+    "decoder_causal": False,
+}
+
+
 def load_config(name: str) -> dict:
     return json.loads((CONFIG_DIR / f"{name}.json").read_text())
 
@@ -84,6 +120,8 @@ def load_config(name: str) -> dict:
 def tiny_config(name: str) -> dict:
     """The full-size config of ``name`` with every network shrunk, keeping what changes code paths."""
     full = load_config(name)
+    if name == "ltx-2":
+        return {**full, "transformer": TINY_LTX2_TRANSFORMER, "vae": TINY_LTX2_VAE, "text_tokens": 16}
     vae = TINY_VAE_22 if full["vae"].get("is_residual") else TINY_VAE_21
     channels = vae["z_dim"]
     return {
@@ -136,6 +174,18 @@ def build_transformer(cfg: dict, device: torch.device, dtype: torch.dtype, seed:
     with _building_on(device, seed, dtype):
         model = WanTransformer3DModel.from_config(cfg["transformer"])
     return cast_like_pretrained(model, dtype).eval().requires_grad_(False)
+
+
+def build_ltx2(cfg: dict, device: torch.device, dtype: torch.dtype, seed: int = 0):
+    """LTX-2's transformer and video VAE (no text encoder, connectors or audio VAE)."""
+    from diffusers import AutoencoderKLLTX2Video, LTX2VideoTransformer3DModel
+
+    with _building_on(device, seed, dtype):
+        transformer = LTX2VideoTransformer3DModel.from_config(cfg["transformer"])
+    with _building_on(device, seed + 1):
+        vae = AutoencoderKLLTX2Video.from_config(cfg["vae"])
+    transformer = cast_like_pretrained(transformer, dtype).eval().requires_grad_(False)
+    return transformer, cast_like_pretrained(vae, dtype).eval().requires_grad_(False)
 
 
 def build_vae(cfg: dict, device: torch.device, dtype: torch.dtype, seed: int = 1):
