@@ -76,7 +76,14 @@ def pull(preset: Preset) -> Path:
 
     if preset.tiny:
         raise ModelUnavailableError(f"{preset.name} is built in code: there is nothing to pull.")
-    return Path(snapshot_download(preset.repo_id, allow_patterns=_patterns(preset)))
+    try:
+        return Path(snapshot_download(preset.repo_id, allow_patterns=_patterns(preset)))
+    except OSError as exc:  # offline mode, no network, HTTP errors: all OSError subclasses in huggingface_hub
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelUnavailableError(
+            f"Could not download {preset.repo_id} for model {preset.name} ({reason}); check the network "
+            "and HF_HUB_OFFLINE, then run the pull again."
+        ) from exc
 
 
 def _patterns(preset: Preset) -> list[str] | None:

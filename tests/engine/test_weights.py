@@ -53,3 +53,25 @@ def test_problems_names_missing_components_and_shards(tmp_path):
     )
     (tmp_path / "vae" / "model-1.safetensors").write_bytes(b"0")
     assert problems(tmp_path) == ["vae/model-2.safetensors"]
+
+
+PULL_OFFLINE = """
+from framecast.engine.presets import get_preset
+from framecast.engine.weights import pull
+from framecast.errors import ModelUnavailableError
+try:
+    pull(get_preset("wan2.1-t2v-1.3b"))
+except ModelUnavailableError as exc:
+    print(exc)
+"""
+
+
+def test_pull_while_offline_says_so_in_one_sentence(tmp_path):
+    env = {**os.environ, "HF_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", PULL_OFFLINE], capture_output=True, text=True, env=env, check=True
+    )
+    assert out.stdout.startswith(
+        "Could not download Wan-AI/Wan2.1-T2V-1.3B-Diffusers for model wan2.1-t2v-1.3b"
+    )
+    assert "\n" not in out.stdout.strip()
