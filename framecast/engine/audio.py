@@ -243,7 +243,7 @@ def build_tiny_audio(sample_rate: int = 16000, max_seconds: float = 10.5) -> Any
                 relative_attention_num_buckets=8,
             )
         )
-        transformer = StableAudioDiTModel(
+        transformer: Any = StableAudioDiTModel(
             sample_size=int(np.ceil(max_seconds * sample_rate / hop)),
             in_channels=4,
             num_layers=2,
@@ -256,7 +256,7 @@ def build_tiny_audio(sample_rate: int = 16000, max_seconds: float = 10.5) -> Any
             global_states_input_dim=8,
             cross_attention_input_dim=4,
         )
-        vae = AutoencoderOobleck(
+        vae: Any = AutoencoderOobleck(
             encoder_hidden_size=4,
             downsampling_ratios=[4, 8, 8],
             decoder_channels=4,
@@ -265,13 +265,13 @@ def build_tiny_audio(sample_rate: int = 16000, max_seconds: float = 10.5) -> Any
             channel_multiples=[1, 2, 2],
             sampling_rate=sample_rate,
         )
-        projection = StableAudioProjectionModel(
+        projection: Any = StableAudioProjectionModel(
             text_encoder_dim=32, conditioning_dim=4, min_value=0, max_value=64
         )
     scheduler = CosineDPMSolverMultistepScheduler(
         solver_order=2, prediction_type="v_prediction", sigma_data=1.0, sigma_schedule="exponential"
     )
-    pipe = StableAudioPipeline(
+    pipe: Any = StableAudioPipeline(
         transformer=transformer.eval(),
         scheduler=scheduler,
         vae=vae.eval(),

@@ -12,6 +12,17 @@ from framecast.engine.audio import (
 from framecast.errors import ModelUnavailableError, RenderStopped
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # Tiny models gain nothing from threads, and on a shared CPU OpenMP's spin-waits cost ten times the work.
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 class Log(list):
     def __call__(self, message: str) -> None:
         self.append(message)
@@ -111,3 +122,40 @@ def test_aac_track_of_the_video_duration(stage, tmp_path):
         assert track.codec_context.name == "aac"
         decoded = sum(frame.samples for frame in container.decode(track))
     assert abs(decoded - frames * rate / fps) <= AAC_FRAME
+
+
+# --- on the tiny presets, through the engine ---
+
+
+def _probe(path):
+    import av
+
+    with av.open(str(path)) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+        tracks = [(s.codec_context.name, s.duration * s.time_base, s.rate) for s in container.streams.audio]
+    return frames, tracks
+
+
+@pytest.mark.parametrize("engine", ["tiny_wan", "tiny_ltx2"])
+@pytest.mark.parametrize("switch", [True, False])
+def test_audio_switch_gives_one_aac_track_of_the_videos_duration_or_none(request, engine, switch, tmp_path):
+    from fractions import Fraction
+
+    from framecast.schema import TextToVideoInput
+    from tests.engine.conftest import RecordingContext
+
+    body = TextToVideoInput(
+        prompt="Rain on a city street at night", resolution="360p", seed=4, generate_audio_switch=switch
+    )
+    ctx = RecordingContext()
+    result = request.getfixturevalue(engine).render(body, ctx, tmp_path / "out.mp4")
+    frames, tracks = _probe(result.path)
+    assert frames == result.frames and result.has_audio is switch
+    staged = [line for line in ctx.logs if line.startswith("audio stage: ")]
+    if not switch:
+        assert tracks == [] and staged == []
+        return
+    ((codec, seconds, rate),) = tracks
+    assert codec == "aac" and abs(seconds - Fraction(result.frames, result.fps)) <= Fraction(1024, rate)
+    # tiny-wan renders video only, so the audio stage made the track; tiny-ltx2 made its own.
+    assert bool(staged) is (engine == "tiny_wan")

@@ -13,6 +13,18 @@ from framecast.engine.shots import (
     template_prompts,
 )
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # Tiny models gain nothing from threads, and on a shared CPU OpenMP's spin-waits cost ten times the work.
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 PROMPT = "A red fox trots through fresh snow in a pine forest at dawn"
 
 
@@ -164,3 +176,41 @@ def test_multi_clip_plan_has_frame_exact_shots_with_the_plans_negative():
         assert [s.prompt for s in plan.shots] == template_prompts(PROMPT, count)
         assert all(s.negative_prompt == plan.negative_prompt for s in plan.shots)
         assert plan.shots[0].seed == 9 and log[0].startswith(f"multi-clip: {count} shots")
+
+
+# --- on tiny-wan, through the engine ---
+
+
+def test_multi_clip_on_tiny_wan_lists_the_shots_and_has_the_exact_total_frames(tiny_wan, tmp_path):
+    from framecast.schema import File, Shot, TextToVideoInput, TextToVideoOutput
+    from tests.engine.conftest import RecordingContext, decode_frames
+
+    body = TextToVideoInput(
+        prompt=PROMPT,
+        duration="8",
+        resolution="360p",
+        aspect_ratio="1:1",
+        seed=21,
+        generate_multi_clip_switch=True,
+    )
+    ctx = RecordingContext()
+    result = tiny_wan.render(body, ctx, tmp_path / "out.mp4")
+
+    expected = ShotPlanner().plan(PROMPT, 8 * 16, 16, 21, log=Log())
+    assert [s.frames for s in expected] == [43, 43, 42]
+    assert result.shots == [
+        {"prompt": s.prompt, "start": s.start, "duration": s.duration, "seed": s.seed} for s in expected
+    ]
+    assert "multi-clip: 3 shots, frames 43+43+42 = 128" in ctx.logs
+    assert sum(1 for line in ctx.logs if line.startswith("shot ")) == 3
+    assert ctx.steps == [(step, 12) for step in range(1, 13)]  # 3 shots x 4 steps, counted across shots
+    frames = decode_frames(result.path)
+    assert frames.shape[0] == result.frames == 128
+    output = TextToVideoOutput(
+        video=File(url="x", file_name="out.mp4", file_size=1),
+        seed=result.seed,
+        prompt=result.prompt,
+        shots=result.shots,
+    )
+    assert [shot.seed for shot in output.shots] == [s.seed for s in expected]
+    assert isinstance(output.shots[0], Shot)

@@ -8,6 +8,18 @@ from framecast.engine.styles import STYLE_TEXTS, StyleLoras, apply_style, parse_
 from framecast.errors import ConfigError
 from framecast.schema import Style, TextToVideoInput
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # Tiny models gain nothing from threads, and on a shared CPU OpenMP's spin-waits cost ten times the work.
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 PROMPT = "A red fox trots through fresh snow in a pine forest at dawn"
 
 
@@ -170,7 +182,10 @@ def test_style_changes_the_plans_final_prompt_and_negative_and_is_logged(style):
     prompt, negative = apply_style(PROMPT, "jitter, blurry", style)  # the user's, the preset's, the style's
     assert (plan.prompt, plan.negative_prompt) == (prompt, negative)
     assert (plan.shots[0].prompt, plan.shots[0].negative_prompt) == (prompt, negative)
-    assert log == [f"style {style.value}: prompt {prompt!r}; negative prompt {negative!r}"]
+    assert log == [
+        f"style {style.value}: prompt {prompt!r}; negative prompt {negative!r}",
+        f"final prompt: {prompt!r}; negative prompt: {negative!r}",
+    ]
 
 
 def test_style_wraps_every_shot_of_a_multi_clip_plan():
@@ -184,4 +199,5 @@ def test_style_wraps_every_shot_of_a_multi_clip_plan():
 
 def test_no_style_leaves_the_plan_prompt_as_written():
     plan, log = _plan()
-    assert plan.prompt == PROMPT and plan.negative_prompt == "blurry" and log == []
+    assert plan.prompt == PROMPT and plan.negative_prompt == "blurry"
+    assert log == [f"final prompt: {PROMPT!r}; negative prompt: 'blurry'"]
