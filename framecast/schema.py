@@ -77,7 +77,9 @@ class TextToVideoInput(BaseModel):
     model_config = ConfigDict(extra="ignore", use_enum_values=False)
 
     prompt: str = Field(description="The text describing the video.")
-    aspect_ratio: AspectRatio = Field(AspectRatio.r16_9, description="The aspect ratio of the generated video")
+    aspect_ratio: AspectRatio = Field(
+        AspectRatio.r16_9, description="The aspect ratio of the generated video"
+    )
     resolution: Resolution = Field(Resolution.p720, description="The resolution of the generated video")
     duration: Duration = Field(
         Duration.s5,

@@ -47,10 +47,23 @@ class LiveServer:
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }
-        command = [sys.executable, "-m", "framecast", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        command = [
+            sys.executable,
+            "-m",
+            "framecast",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [*command, *args], cwd=REPO, env=full_env, stdout=self._log, stderr=subprocess.STDOUT,
+            [*command, *args],
+            cwd=REPO,
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 

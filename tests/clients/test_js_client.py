@@ -20,7 +20,10 @@ def test_js_client_subscribe_and_queue_status_through_the_proxy(server: LiveServ
 
     done = subprocess.run(
         [node, str(JS_DIR / "subscribe.mjs"), server.url, KEY],
-        capture_output=True, text=True, timeout=240, cwd=JS_DIR,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=JS_DIR,
     )
 
     assert done.returncode == 0, done.stderr + server.output()[-3000:]
