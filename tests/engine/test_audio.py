@@ -159,3 +159,24 @@ def test_audio_switch_gives_one_aac_track_of_the_videos_duration_or_none(request
     assert codec == "aac" and abs(seconds - Fraction(result.frames, result.fps)) <= Fraction(1024, rate)
     # tiny-wan renders video only, so the audio stage made the track; tiny-ltx2 made its own.
     assert bool(staged) is (engine == "tiny_wan")
+
+
+def test_multi_clip_with_joint_audio_has_one_track_over_the_whole_video(tiny_ltx2, tmp_path):
+    from fractions import Fraction
+
+    from framecast.schema import TextToVideoInput
+    from tests.engine.conftest import RecordingContext
+
+    body = TextToVideoInput(
+        prompt="Waves on a beach at dawn",
+        resolution="360p",
+        duration="8",
+        seed=5,
+        generate_audio_switch=True,
+        generate_multi_clip_switch=True,
+    )
+    result = tiny_ltx2.render(body, RecordingContext(), tmp_path / "out.mp4")
+    frames, tracks = _probe(result.path)
+    assert len(result.shots) == 3 and frames == result.frames == 8 * 24
+    ((codec, seconds, rate),) = tracks
+    assert codec == "aac" and abs(seconds - 8) <= Fraction(1024, rate)

@@ -201,3 +201,30 @@ def test_no_style_leaves_the_plan_prompt_as_written():
     plan, log = _plan()
     assert plan.prompt == PROMPT and plan.negative_prompt == "blurry"
     assert log == [f"final prompt: {PROMPT!r}; negative prompt: 'blurry'"]
+
+
+def test_style_lora_from_settings_applies_on_tiny_wan_and_unloads_for_the_next_request(tmp_path):
+    pytest.importorskip("peft")
+    from framecast.config import Settings
+    from framecast.engine import create_engine
+    from framecast.engine.plan import make_plan
+    from tests.engine.conftest import RecordingContext
+
+    lora = _save_tiny_lora(tmp_path / "anime", seed=1)
+    engine = create_engine(Settings(model="tiny-wan", device="cpu", style_loras=f"tiny-wan:anime={lora}"))
+    plain = TextToVideoInput(prompt=PROMPT, resolution="360p", aspect_ratio="1:1", seed=2)
+    engine.load()
+    baseline = engine.generate(make_plan(plain, engine.preset), RecordingContext()).video
+
+    styled = plain.model_copy(update={"style": Style.anime})
+    engine.render(styled, RecordingContext(), tmp_path / "anime.mp4")
+    assert engine.creative.style_loras.active == str(lora)
+    with_lora = engine.generate(make_plan(styled, engine.preset), RecordingContext()).video
+    engine.render(plain, RecordingContext(), tmp_path / "plain.mp4")
+    assert engine.creative.style_loras.active is None
+    after = engine.generate(make_plan(plain, engine.preset), RecordingContext()).video
+
+    assert torch.equal(after, baseline)
+    assert not torch.allclose(
+        with_lora, engine.generate(make_plan(styled, engine.preset), RecordingContext()).video
+    )
