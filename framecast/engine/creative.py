@@ -137,9 +137,10 @@ def shot_plans(plan: RenderPlan, preset: Preset) -> list[RenderPlan]:
     return plans
 
 
-def joint_soundtrack(parts: list[tuple[Any, int]], plan: RenderPlan) -> tuple[Any, int]:
+def joint_soundtrack(parts: list[tuple[Any, int | None]], plan: RenderPlan) -> tuple[Any, int]:
     """Each shot's joint audio cut to its shot's length, end to end: one track over the whole video."""
     rate = parts[0][1]
+    assert rate is not None, "a joint-audio plan got a clip without audio"
     pieces = [
         fit_audio(waveform, round(shot.frames * rate / plan.fps))
         for (waveform, _), shot in zip(parts, plan.shots, strict=True)
