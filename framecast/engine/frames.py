@@ -27,9 +27,9 @@ def output_frames(video: torch.Tensor, plan: RenderPlan) -> Iterator[np.ndarray]
 
 
 def pick_frames(video: torch.Tensor, indices: torch.Tensor, plan: RenderPlan) -> torch.Tensor:
-    """Output frames ``indices`` from the generated ones: the same frame ("trim"), or a blend of the two
-    generated frames nearest in time ("stretch": the clip is spread over the whole duration)."""
-    if plan.temporal == "trim":
+    """Output frames ``indices`` from the generated ones: the same frame ("trim", "chain"), or a blend of the
+    two generated frames nearest in time ("stretch": the clip is spread over the whole duration)."""
+    if plan.temporal != "stretch":
         return video[indices].float()
     position = indices.float() * (video.shape[0] - 1) / max(plan.frames - 1, 1)
     low = position.floor().long()

@@ -27,6 +27,7 @@ from framecast.schema import TextToVideoInput
 logger = logging.getLogger(__name__)
 
 OFFLOAD_MODES = ("none", "model", "sequential", "group", "auto")
+_I2V_COMPONENTS = ("tokenizer", "text_encoder", "vae", "scheduler", "transformer", "transformer_2")
 
 
 def pick_device(requested: str) -> str:
@@ -76,6 +77,7 @@ class DiffusersEngine:
         self.device = "cpu"
         self.offload = "none"
         self.pipe: Any = None
+        self._i2v: Any = None
         self.creative: Creative | None = None  # creative.py: thinking_type, shots, style (LoRA), audio stage
 
     # Loading
@@ -146,10 +148,10 @@ class DiffusersEngine:
     def render_plan(self, plan: RenderPlan, ctx: RenderContext, out_path: Path) -> RenderResult:
         # 1. Denoise and decode, shot by shot (one shot unless multi-clip; hard cuts between shots)
         plans = shot_plans(plan, self.preset)
-        total, done, clips = sum(p.steps for p in plans), 0, []
+        total, done, clips = sum(p.steps * p.segments for p in plans), 0, []
         for shot_plan in plans:  # steps count across shots, so progress never goes backwards
             clips.append((self.generate(shot_plan, ctx, steps_done=done, steps_total=total), shot_plan))
-            done += shot_plan.steps
+            done += shot_plan.steps * shot_plan.segments
 
         # 2. Map to the exact output and encode, with one audio track over the whole video
         _stop_if_asked(ctx)
@@ -183,18 +185,39 @@ class DiffusersEngine:
         self, plan: RenderPlan, ctx: RenderContext, *, steps_done: int = 0, steps_total: int | None = None
     ) -> GeneratedClip:
         """Run the pipeline for ``plan``: the generated frames, and the joint audio when the plan has it.
-        Steps are reported as ``steps_done + i`` of ``steps_total`` (default: this plan's steps)."""
+        Steps are reported as ``steps_done + i`` of ``steps_total`` (default: all of this plan's steps)."""
         self.load()  # a no-op when warm
         if len(plan.shots) != 1:
             raise NotImplementedError("multi-shot plans need the shots stage (framecast/engine/shots.py)")
         ctx.log(describe(plan))
         _stop_if_asked(ctx)
+        total = steps_total or plan.steps * plan.segments
         with torch.inference_mode():
-            output = self.pipe(**self.call_kwargs(plan, ctx, steps_done, steps_total or plan.steps))
+            output = self.pipe(**self.call_kwargs(plan, ctx, steps_done, total))
+            video = output.frames[0]
+            # "chain": each further segment starts from the last frame so far; its first frame repeats it.
+            for segment in range(1, plan.segments):
+                kwargs = self.call_kwargs(
+                    plan, ctx, steps_done + segment * plan.steps, total, segment=segment
+                )
+                more = self._continuation()(image=_to_pil(video[-1]), **kwargs).frames[0]
+                video = torch.cat([video, more[1:].to(video.device)])
         if plan.audio != "joint":
-            return GeneratedClip(output.frames[0])
+            return GeneratedClip(video)
         rate = int(self.pipe.vocoder.config.output_sampling_rate)
-        return GeneratedClip(output.frames[0], output.audio[0].float().cpu().numpy(), rate)
+        return GeneratedClip(video, output.audio[0].float().cpu().numpy(), rate)
+
+    def _continuation(self) -> Any:
+        """The image-to-video pipeline on the same modules (no second copy in memory), for "chain"."""
+        if self._i2v is None:
+            from diffusers import WanImageToVideoPipeline
+
+            components = {k: v for k, v in self.pipe.components.items() if k in _I2V_COMPONENTS}
+            self._i2v = WanImageToVideoPipeline(
+                **components, expand_timesteps=self.pipe.config.expand_timesteps
+            )
+            self._i2v.set_progress_bar_config(disable=True)
+        return self._i2v
 
     def _soundtrack(
         self, clips: list[GeneratedClip], plan: RenderPlan, ctx: RenderContext
@@ -208,7 +231,13 @@ class DiffusersEngine:
         return None, None
 
     def call_kwargs(
-        self, plan: RenderPlan, ctx: RenderContext, steps_done: int = 0, steps_total: int | None = None
+        self,
+        plan: RenderPlan,
+        ctx: RenderContext,
+        steps_done: int = 0,
+        steps_total: int | None = None,
+        *,
+        segment: int = 0,
     ) -> dict[str, Any]:
         kwargs: dict[str, Any] = dict(
             prompt=plan.prompt,
@@ -218,7 +247,7 @@ class DiffusersEngine:
             num_frames=plan.gen_frames,
             num_inference_steps=plan.steps,
             guidance_scale=plan.guidance_scale,
-            generator=torch.Generator("cpu").manual_seed(plan.seed),
+            generator=torch.Generator("cpu").manual_seed((plan.seed + segment) % 2**32),
             output_type="pt",
             callback_on_step_end=_step_callback(ctx, steps_done, steps_total or plan.steps),
             **self.preset.call_kwargs,
@@ -240,7 +269,16 @@ def describe(plan: RenderPlan) -> str:
     if plan.temporal == "stretch":
         slowed = plan.frames / plan.gen_frames
         line += f"; longer than the model's {plan.gen_frames} frames: motion slowed x{slowed:.2f}"
+    elif plan.temporal == "chain":
+        line += f"; {plan.segments} segments, each continuing from the last frame of the one before"
     return line
+
+
+def _to_pil(frame: torch.Tensor) -> Any:
+    from PIL import Image
+
+    array = (frame.float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(array)
 
 
 def _stop_if_asked(ctx: RenderContext) -> None:

@@ -10,9 +10,12 @@ Decisions:
   (best quality); 1080p, beyond every preset's native size, is upscaled (bicubic).
 - Generation frames: the smallest count of the preset's rule (``frame_step * k + 1``) that covers the
   output; the extra frames at the end are dropped. A duration longer than the preset's ``max_frames`` is
-  generated at ``max_frames`` and stretched in time (frames blended, motion slowed by
-  ``frames / max_frames``); the video is never shorter. LTX-2 covers 10 s in one pass; Wan stretches 8 s
-  and 10 s (Wan2.2-5B: x1.6 / x2.0).
+  never made shorter; per preset (``Preset.extend``) it is either
+  "chain": segments of ``max_frames``, each an image-to-video continuation of the previous segment's last
+  frame (Wan2.2-TI2V-5B: 8 s and 10 s are two segments), or
+  "stretch": one segment of ``max_frames`` spread over the duration (frames blended, motion slowed by
+  ``frames / max_frames``: Wan2.1-1.3B and Wan2.2-A14B at 8 s / 10 s, x1.6 / x2.0).
+  LTX-2 covers 10 s in one pass.
 """
 
 from __future__ import annotations
@@ -83,7 +86,9 @@ class RenderPlan:
     gen_width: int  # the size the model renders at
     gen_height: int
     gen_frames: int  # frames per generation pass; obeys the preset's frame rule
-    temporal: str  # "trim": drop the extra tail frames; "stretch": resample gen_frames to frames in time
+    # "trim": drop the extra tail frames; "stretch": resample gen_frames to frames in time; "chain": several
+    # passes, each continuing from the last frame of the one before, then trimmed
+    temporal: str
     spatial: str  # "downscale" | "upscale" | "same": resize to cover the output, then centre-crop
     seed: int
     prompt: str  # final prompt (after style / optimisation)
@@ -96,6 +101,13 @@ class RenderPlan:
     @property
     def duration(self) -> float:
         return self.frames / self.fps
+
+    @property
+    def segments(self) -> int:
+        """Generation passes: one, or for "chain" enough that each new pass adds ``gen_frames - 1`` frames."""
+        if self.temporal != "chain":
+            return 1
+        return 1 + math.ceil((self.frames - self.gen_frames) / (self.gen_frames - 1))
 
 
 # A creative stage (style, prompt optimisation, multi-clip shots: styles.py, prompting.py, shots.py) takes the
@@ -162,13 +174,13 @@ def generation_size(preset: Preset, width: int, height: int) -> tuple[int, int]:
 
 
 def generation_frames(preset: Preset, frames: int) -> tuple[int, str]:
-    """Frames to generate for ``frames`` output frames, and how they map: ``"trim"`` or ``"stretch"``."""
+    """Frames to generate per pass for ``frames`` output frames, and how they map (``RenderPlan.temporal``)."""
     step = preset.frame_step
     needed = math.ceil((frames - 1) / step) * step + 1
     if needed <= preset.max_frames:
         return needed, "trim"
     longest = (preset.max_frames - 1) // step * step + 1
-    return longest, "stretch"
+    return longest, preset.extend
 
 
 def draw_seed(rng_seed: int | None = None) -> int:

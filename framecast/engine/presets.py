@@ -50,6 +50,9 @@ class Preset:
     flow_shift: float | None = None  # None: the scheduler config of the weights
     guidance_scale_2: float | None = None  # the low-noise expert of Wan2.2 A14B
     joint_audio: bool = False  # the pipeline renders an audio track with the video
+    # Clips longer than max_frames: "stretch" (resample in time) or "chain" (each segment an image-to-video
+    # continuation of the previous one's last frame; needs a model that takes a first frame, as TI2V does).
+    extend: str = "stretch"
     tiny: bool = False  # random weights built in code (tiny.py); output is noise
     call_kwargs: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
     allow_patterns: tuple[str, ...] | None = None  # files to pull; None: the whole repo
@@ -93,6 +96,7 @@ register(
         native_width=1280,
         native_height=704,
         max_frames=121,
+        extend="chain",
         steps=50,
         guidance_scale=5.0,
         flow_shift=5.0,
@@ -186,6 +190,30 @@ register(
         native_height=64,
         max_frames=81,
         steps=4,
+        guidance_scale=5.0,
+        negative_prompt="blurry",
+        licence="test model (random weights)",
+        size_gb=0.0,
+        memory_gb=0.0,
+        tiny=True,
+        call_kwargs=MappingProxyType({"max_sequence_length": 32}),
+    )
+)
+register(
+    Preset(
+        name="tiny-wan-ti2v",  # tiny-wan in Wan2.2 TI2V's mode (per-token timesteps, first-frame conditioning)
+        family="wan",
+        pipeline_class="WanPipeline",
+        repo_id="",
+        dtype="float32",
+        fps=24,
+        frame_step=4,
+        size_multiple=16,
+        native_width=112,
+        native_height=64,
+        max_frames=41,  # short, so a 5 s test clip already chains three segments
+        extend="chain",
+        steps=2,
         guidance_scale=5.0,
         negative_prompt="blurry",
         licence="test model (random weights)",

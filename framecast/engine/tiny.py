@@ -18,8 +18,12 @@ _CHARS = "abcdefghijklmnopqrstuvwxyz"
 
 
 def build_tiny(name: str) -> Any:
-    """A tiny pipeline for the preset ``name`` (``tiny-wan`` or ``tiny-ltx2``), on the CPU in float32."""
-    builders = {"tiny-wan": build_tiny_wan, "tiny-ltx2": build_tiny_ltx2}
+    """A tiny pipeline for the preset ``name`` (``tiny-wan``, ``tiny-wan-ti2v``, ``tiny-ltx2``), CPU, float32."""
+    builders = {
+        "tiny-wan": build_tiny_wan,
+        "tiny-wan-ti2v": lambda: build_tiny_wan(expand_timesteps=True),
+        "tiny-ltx2": build_tiny_ltx2,
+    }
     if name not in builders:
         raise ValueError(f"no tiny model named {name!r}")
     return builders[name]()
@@ -38,7 +42,7 @@ def _seeded(factory: Any, *args: Any, **kwargs: Any) -> Any:
         return factory(*args, **kwargs).eval()
 
 
-def build_tiny_wan() -> Any:
+def build_tiny_wan(expand_timesteps: bool = False) -> Any:
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
     from transformers import T5Tokenizer, UMT5Config, UMT5EncoderModel
 
@@ -83,7 +87,12 @@ def build_tiny_wan() -> Any:
         prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0
     )
     return WanPipeline(
-        tokenizer=tokenizer, text_encoder=text_encoder, transformer=transformer, vae=vae, scheduler=scheduler
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        transformer=transformer,
+        vae=vae,
+        scheduler=scheduler,
+        expand_timesteps=expand_timesteps,
     )
 
 

@@ -149,3 +149,14 @@ def test_multi_clip_render_keeps_exact_length_and_counts_steps_across_shots(tiny
     assert ctx.steps == [(i, 4 * shots) for i in range(1, 4 * shots + 1)]
     info = probe(result.path)
     assert info["frames"] == 80 and info["duration"] == 5
+
+
+def test_a_long_clip_is_chained_from_segments_that_continue_each_other(tmp_path):
+    engine = DiffusersEngine(get_preset("tiny-wan-ti2v"), Settings(model="tiny-wan-ti2v", device="cpu"))
+    ctx = RecordingContext()
+    result = engine.render(request(resolution="360p"), ctx, tmp_path / "chain.mp4")
+    # 120 frames from 41-frame segments: 41 + 40 + 40 = 121, the last one dropped
+    assert any("3 segments" in line for line in ctx.logs)
+    assert ctx.steps == [(i, 6) for i in range(1, 7)]
+    info = probe(result.path)
+    assert info["frames"] == 120 and info["fps"] == 24 and info["duration"] == 5

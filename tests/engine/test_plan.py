@@ -49,6 +49,9 @@ def test_plan_has_the_exact_size_frames_and_fps_of_the_table(resolution, aspect,
         assert aspect_error < preset.size_multiple / min(plan.gen_width, plan.gen_height)
         if plan.temporal == "trim":
             assert plan.frames <= plan.gen_frames < plan.frames + preset.frame_step
+        elif plan.temporal == "chain":
+            covered = plan.gen_frames + (plan.segments - 1) * (plan.gen_frames - 1)
+            assert plan.frames <= covered < plan.frames + plan.gen_frames - 1
         else:
             assert plan.temporal == "stretch" and plan.gen_frames < plan.frames
 
@@ -71,11 +74,12 @@ def test_5_seconds_at_24_fps_generates_121_frames_and_drops_the_last():
     assert (plan.gen_width, plan.gen_height) == (1280, 704)
 
 
-def test_durations_beyond_the_model_are_stretched_never_shortened():
-    wan = get_preset("wan2.2-ti2v-5b")
-    assert generation_frames(wan, 240) == (121, "stretch")
-    ltx = get_preset("ltx-2")
-    assert generation_frames(ltx, 240) == (241, "trim")
+def test_durations_beyond_the_model_are_chained_or_stretched_never_shortened():
+    assert generation_frames(get_preset("wan2.2-ti2v-5b"), 240) == (121, "chain")
+    assert generation_frames(get_preset("wan2.1-t2v-1.3b"), 160) == (81, "stretch")
+    assert generation_frames(get_preset("ltx-2"), 240) == (241, "trim")
+    ten = make_plan(request(duration="10"), get_preset("wan2.2-ti2v-5b"))
+    assert (ten.frames, ten.gen_frames, ten.segments) == (240, 121, 2)  # 121 + 120 = 241 frames
 
 
 def test_1080p_is_upscaled_from_the_native_pixel_count():
