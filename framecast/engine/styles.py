@@ -13,6 +13,7 @@ the model.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import re
 from dataclasses import dataclass
@@ -126,7 +127,11 @@ class StyleLoras:
 
     @classmethod
     def from_config(cls, text: str, preset: str | None = None) -> StyleLoras:
-        return cls(parse_style_loras(text), preset)
+        loras = parse_style_loras(text)
+        if loras and importlib.util.find_spec("peft") is None:
+            # diffusers loads LoRAs through peft; without it the first styled request would fail.
+            raise ConfigError("FRAMECAST_STYLE_LORAS needs the peft package: pip install peft")
+        return cls(loras, preset)
 
     def source_for(self, style: Style | None) -> str | None:
         if style is None:
