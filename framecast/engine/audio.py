@@ -49,7 +49,10 @@ MOODS: tuple[tuple[tuple[str, ...], str], ...] = (
     ),
     (("cyberpunk", "neon", "futuristic", "robot", "spaceship", "sci-fi"), "dark pulsing synthwave"),
     (("night", "rain", "lonely", "sad", "fog", "abandoned", "winter"), "melancholic ambient piano"),
-    (("party", "dance", "festival", "celebrat", "carnival", "concert"), "upbeat energetic electronic"),
+    (
+        ("party", "dance", "festival", "celebration", "celebrate", "carnival", "concert"),
+        "upbeat energetic electronic",
+    ),
     (("race", "racing", "speed", "sprint", "skate", "surf"), "fast energetic rock"),
     (
         ("forest", "meadow", "garden", "mountain", "river", "flower", "sunrise", "dawn"),
@@ -99,7 +102,8 @@ _DIALOGUE_RE = re.compile(
 
 
 def _has(text: str, keyword: str) -> bool:
-    return re.search(rf"\b{re.escape(keyword)}", text, re.IGNORECASE) is not None
+    # Whole words (and plurals): "cat" must not hear "catch", nor "sea" "season".
+    return re.search(rf"\b{re.escape(keyword)}(?:s|es)?\b", text, re.IGNORECASE) is not None
 
 
 def describe_audio(prompt: str) -> str:

@@ -180,3 +180,8 @@ def test_multi_clip_with_joint_audio_has_one_track_over_the_whole_video(tiny_ltx
     assert len(result.shots) == 3 and frames == result.frames == 8 * 24
     ((codec, seconds, rate),) = tracks
     assert codec == "aac" and abs(seconds - 8) <= Fraction(1024, rate)
+
+
+def test_audio_keywords_match_whole_words_only():
+    assert "soft purring" not in describe_audio("A boy tries to catch a ball in the season's first snow")
+    assert "soft purring" in describe_audio("Two cats nap by the window")
