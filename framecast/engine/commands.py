@@ -75,9 +75,12 @@ class ProgressContext:
             tqdm.write(message)
 
     def progress(self, step: int, total: int) -> None:
-        if self.bar is None:
+        if self.bar is None or self.bar.total != total:
+            self.close()
             self.bar = tqdm(total=total, unit="step", desc="denoising")
         self.bar.update(step - self.bar.n)
+        if step >= total:  # the bar times the denoising; decoding and encoding log their own lines
+            self.close()
 
     def should_stop(self) -> str | None:
         return None
@@ -85,6 +88,7 @@ class ProgressContext:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 def generate(settings: Settings, request: TextToVideoInput, out: Path) -> RenderResult:
