@@ -1,5 +1,8 @@
 """MP4 writing with PyAV: H.264 yuv420p at a constant frame rate, ``+faststart``, optional AAC track.
 
+Colour: RGB is converted with the BT.709 matrix (limited range) and the stream is tagged BT.709, as HD
+players expect; untagged, they would guess, and some would shift every colour slightly.
+
 The frame count and rate are exact: video timestamps count frames in a 1/fps time base, and the audio is
 trimmed or padded with silence to the video's duration, so players and the API report the length asked for.
 """
@@ -12,8 +15,11 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import Colorspace
 
 DEFAULT_CRF = 18
+BT709 = 1  # AVCOL_SPC_BT709 = AVCOL_PRI_BT709 = AVCOL_TRC_BT709
+LIMITED_RANGE = 1  # AVCOL_RANGE_MPEG
 AAC_FRAME = 1024  # samples per AAC frame
 
 
@@ -44,6 +50,9 @@ def encode_mp4(
     with av.open(str(path), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
         video = container.add_stream("libx264", rate=fps)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        context = video.codec_context
+        context.colorspace = context.color_primaries = context.color_trc = BT709
+        context.color_range = LIMITED_RANGE
         video.time_base = Fraction(1, fps)
         # No B-frames: with them, x264's frame-type decision reads uninitialised memory and the same frames
         # encode to different bytes from run to run (a few pixels of the first frames, seen at 360 and 540
@@ -63,6 +72,7 @@ def encode_mp4(
                     f"frame {count} is {array.shape} {array.dtype}, expected ({height}, {width}, 3) uint8"
                 )
             frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            frame = frame.reformat(format="yuv420p", dst_colorspace=Colorspace.ITU709)
             frame.pts = count
             container.mux(video.encode(frame))
             count += 1

@@ -72,3 +72,15 @@ def test_the_same_frames_encode_to_the_same_bytes(tmp_path):
         encode_mp4(path, iter(frames), width=360, height=360, fps=24, frame_count=24)
         digests.add(path.read_bytes())
     assert len(digests) == 1
+
+
+def test_colours_survive_the_round_trip_in_a_bt709_tagged_stream(tmp_path):
+    colour = np.array([200, 30, 90], dtype=np.uint8)
+    frames = (np.broadcast_to(colour, (64, 64, 3)).copy() for _ in range(12))
+    path = tmp_path / "colour.mp4"
+    encode_mp4(path, frames, width=64, height=64, fps=24, frame_count=12)
+    with av.open(str(path)) as container:
+        context = container.streams.video[0].codec_context
+        assert (context.colorspace, context.color_primaries, context.color_trc) == (1, 1, 1)
+        decoded = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    assert np.abs(decoded[32, 32].astype(int) - colour).max() <= 3
