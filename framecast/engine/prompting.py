@@ -188,9 +188,9 @@ class PromptOptimiser:
         return rewrite
 
 
-def _unavailable(source: str, detail: str) -> ModelUnavailableError:
+def _unavailable(source: str) -> ModelUnavailableError:
     return ModelUnavailableError(
-        f"the prompt LLM {source} is not on this machine ({detail}): fetch it with `hf download {source}`, "
+        f"the prompt LLM {source} is not on this machine: fetch it with `hf download {source}`, "
         "or point FRAMECAST_PROMPT_LLM at a local folder or FRAMECAST_PROMPT_LLM_URL at an OpenAI-compatible "
         "server"
     )
@@ -228,7 +228,7 @@ class LocalLLM:
             )
             self._model.eval()
         except (OSError, ValueError) as exc:
-            raise _unavailable(self.source, type(exc).__name__) from exc
+            raise _unavailable(self.source) from exc
         if not self._tokenizer.chat_template:
             raise ModelUnavailableError(
                 f"the prompt LLM {self.source} has no chat template: use an instruct model"

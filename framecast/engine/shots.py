@@ -10,7 +10,7 @@ Rules (docs/engine.md repeats them for users):
   ``CAMERA_PLANS[n]``: establishing wide, medium, close-up, then a low-angle orbit. With an LLM (the prompt
   optimiser's, used when ``thinking_type`` is ``enabled`` or ``auto``) it writes the n shot prompts; a reply
   that is not exactly n numbered lines, or with any line failing the optimiser's guards, falls back to the
-  template ``"<framing>. <prompt> <camera movement>"``, with a log line.
+  template ``"<framing>. <Prompt>. <camera movement>"`` (prompt capitalised, full stop added), with a log line.
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ def shot_seed(seed: int, index: int) -> int:
 
 def template_prompts(prompt: str, count: int) -> list[str]:
     body = prompt.strip()
+    body = body[:1].upper() + body[1:]  # it now starts a sentence after the framing
     if not _SENTENCE_END.search(body):
         body += "."
     return [f"{framing}. {body} {movement}" for framing, movement in CAMERA_PLANS[count]]

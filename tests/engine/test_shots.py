@@ -87,6 +87,7 @@ def test_template_shots_keep_the_subject_and_change_the_camera(count):
     for prompt, (framing, movement) in zip(prompts, CAMERA_PLANS[count], strict=True):
         assert prompt == f"{framing}. {PROMPT}. {movement}"
     assert prompts[0].startswith("Establishing wide shot")
+    assert template_prompts("a fox", 2)[0] == f"Establishing wide shot. A fox. {CAMERA_PLANS[2][0][1]}"
 
 
 def test_shot_list_is_logged():
