@@ -9,8 +9,9 @@ from fastapi import APIRouter, Request
 from framecast.schema import ENDPOINT_ID
 
 
-def health() -> dict[str, str]:
-    return {"status": "ok", "endpoint": ENDPOINT_ID}
+def health(request: Request) -> dict[str, Any]:
+    # `auth` lets the playground ask for a key up front instead of provoking a 401.
+    return {"status": "ok", "endpoint": ENDPOINT_ID, "auth": request.app.state.settings.auth_enabled}
 
 
 def jwks(request: Request) -> dict[str, Any]:

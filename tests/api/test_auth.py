@@ -125,3 +125,8 @@ def test_non_loopback_bind_without_keys_refuses_to_start(tmp_path: Path) -> None
     make_settings(tmp_path, host="0.0.0.0", insecure_no_auth=True).check_bind_is_safe()
     make_settings(tmp_path, host="0.0.0.0", api_keys={"a": "b"}).check_bind_is_safe()
     make_settings(tmp_path, host="::1").check_bind_is_safe()
+
+
+def test_health_says_whether_a_key_is_needed(keyed: TestClient, client: TestClient) -> None:
+    assert keyed.get("/health").json()["auth"] is True
+    assert client.get("/health").json()["auth"] is False

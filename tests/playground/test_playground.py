@@ -163,6 +163,8 @@ def test_a_key_is_asked_for_on_401_and_kept_in_the_browser(
     page: Page, auth_server: LiveServer, console: Console
 ) -> None:
     open_playground(page, auth_server)
+    # /health says a key is needed, so the key field is there before any request fails.
+    expect(page.locator("#auth-panel")).to_be_visible()
     page.fill("#prompt", "a lighthouse at night")
     page.click("#submit")
     expect(page.locator("#form-error")).to_contain_text("401")
