@@ -150,8 +150,8 @@ class Worker:
         for path in self.work_dir.glob("*-a*.mp4"):
             job_id, _, attempt = path.stem.rpartition("-a")
             job = self.store.get(job_id)
-            running = job is not None and job.status is JobStatus.IN_PROGRESS
-            if not (running and str(job.attempt) == attempt):
+            running = job is not None and job.status is JobStatus.IN_PROGRESS and str(job.attempt) == attempt
+            if not running:
                 path.unlink(missing_ok=True)
 
     def process(self, job: Job, stop: threading.Event) -> None:
