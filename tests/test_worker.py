@@ -326,9 +326,8 @@ def test_missing_model_weights_stop_the_worker_with_one_sentence_and_a_non_zero_
     ]
 
 
-# Opt-in: FRAMECAST_TEST_REAL_ENGINE=tiny-wan also runs the kill -9 test on a real diffusers model (minutes on
-# 2 CPU cores, so not by default; the engine's own tests cover its cooperative stop).
-REAL_ENGINE = os.environ.get("FRAMECAST_TEST_REAL_ENGINE", "")
+# The kill -9 test runs on the instant engine (many jobs, fast) and on the real tiny diffusers model, whose
+# worker process loads torch and diffusers like a production worker does.
 
 WORKER_PROCESS = """
 import logging, sys
@@ -348,7 +347,7 @@ else:
 def start_worker_process(
     data_dir: Path, model: str, steps: int = 0, step_seconds: float = 0.0
 ) -> subprocess.Popen:
-    lease = "1" if model == "instant" else "10"
+    lease = "1" if model == "instant" else "3"
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
@@ -368,11 +367,11 @@ def start_worker_process(
         )
 
 
-@pytest.mark.parametrize("model", ["instant", *([REAL_ENGINE] if REAL_ENGINE else [])])
+@pytest.mark.parametrize("model", ["instant", "tiny-wan"])
 def test_a_worker_killed_mid_render_loses_nothing_and_the_job_completes_exactly_once(
     settings: Settings, store: JobStore, storage: LocalStorage, model: str
 ) -> None:
-    timeout = 30 if model == "instant" else 600
+    timeout = 30 if model == "instant" else 180
     victim = submit(store, "the job being rendered", webhook_url="http://127.0.0.1:9/hook")
     others = [submit(store, f"queued {i}") for i in range(3 if model == "instant" else 1)]
     first = start_worker_process(settings.data_dir, model, steps=200, step_seconds=0.05)
