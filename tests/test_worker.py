@@ -167,6 +167,32 @@ def test_cancel_of_a_running_job_stops_it_within_one_step(
     assert stored_files(storage) == []
 
 
+def test_cancel_of_a_queued_and_a_running_tiny_wan_job_ends_both_within_one_step(
+    settings: Settings, store: JobStore, storage: LocalStorage, running_worker: Callable[..., Worker]
+) -> None:
+    from dataclasses import replace
+
+    from framecast.engine.pipeline import DiffusersEngine
+    from framecast.engine.presets import get_preset
+
+    # The real tiny diffusers model, given enough steps that a cancel lands mid-denoising.
+    engine = DiffusersEngine(replace(get_preset("tiny-wan"), steps=400), settings)
+    engine.load()
+    running, queued = submit(store, "the running one"), submit(store, "the queued one")
+    running_worker(engine)
+    wait_for(lambda: has_log(store, running.id, "step 2/"), timeout=120)
+
+    assert store.cancel(queued.id).value == "CANCELLATION_REQUESTED"
+    assert store.cancel(running.id).value == "CANCELLATION_REQUESTED"
+
+    for job in (finished(store, queued.id), finished(store, running.id, timeout=60)):
+        assert (job.error_type, job.error_status) == ("request_cancelled", 400)
+    messages = [e.message for e in store.logs(running.id)]
+    after_cancel = messages[messages.index("Cancellation requested; stopping after the current step.") :]
+    assert sum(m.startswith("step ") for m in after_cancel) <= 1
+    assert stored_files(storage) == []
+
+
 @pytest.mark.parametrize(
     ("error", "expected"),
     [
