@@ -166,10 +166,15 @@ def use_fastest_attention(
 def fuse_qkv(transformer, on: bool = True) -> None:
     """One GEMM for Q, K and V of self-attention (K and V of cross-attention) instead of three; same math.
 
-    The fused weights are extra copies of the projections; ``on=False`` drops them again.
+    The fused weights are extra copies of the projections; ``on=False`` drops them again. diffusers creates them
+    as new ``nn.Parameter``s that require grad even when the model is frozen; they are frozen here like the rest
+    of the model, so a forward outside ``no_grad`` does not start recording an autograd graph because of them.
     """
     if on:
+        frozen = not any(p.requires_grad for p in transformer.parameters())
         transformer.fuse_qkv_projections()
+        if frozen:
+            transformer.requires_grad_(False)
     else:
         transformer.unfuse_qkv_projections()
 

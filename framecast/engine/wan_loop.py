@@ -12,6 +12,11 @@ called:
   per token;
 - the A14B two-expert switch (``transformer_2`` below ``boundary_ratio``) exactly as the pipeline does it.
 
+Like ``WanPipeline.__call__`` (``@torch.no_grad()``), every entry point runs without autograd: a transformer
+with any parameter that requires grad (diffusers' fused QKV projections are new ``nn.Parameter``s that do)
+would otherwise record the graph and keep every block's activations for a backward pass that never comes
+(the bench's framecast arm OOM'd at 135 GiB that way on an H200).
+
 With the same seed and steps it computes what ``WanPipeline.__call__`` computes (tests hold it to a relative
 error under 1e-4 in fp32); in bf16 the batched forward differs from two batch-1 forwards only by rounding.
 """
@@ -55,6 +60,7 @@ class NegativePromptCache:
         self._entries: dict[tuple, torch.Tensor] = {}
         self._max_entries = max_entries
 
+    @torch.no_grad()
     def get(self, pipe, text: str, max_sequence_length: int, device: torch.device) -> torch.Tensor:
         key = (text, max_sequence_length, str(device), pipe.text_encoder.dtype)
         if key not in self._entries:
@@ -73,6 +79,7 @@ class NegativePromptCache:
         return len(self._entries)
 
 
+@torch.no_grad()
 def encode_prompts(
     pipe,
     prompt: str,
@@ -160,6 +167,7 @@ def _predict(
     return uncond + guidance_scale * (cond - uncond)
 
 
+@torch.no_grad()
 def denoise(
     pipe,
     *,
@@ -234,6 +242,7 @@ def denoise(
     return latents
 
 
+@torch.no_grad()
 def decode_latents(pipe, latents: torch.Tensor, output_type: str = "np"):
     """Denormalise and decode latents with the pipeline's VAE, in the VAE's own dtype, as the pipeline
     does."""

@@ -132,6 +132,26 @@ def test_fused_qkv_projections_compute_the_same_output_and_unfuse():
     assert not transformer.blocks[0].attn1.fused_projections
 
 
+def test_fused_projections_of_a_frozen_model_stay_frozen():
+    # diffusers makes the fused weights new Parameters that require grad; outside no_grad that recorded every
+    # block's activations for backward (the bench's framecast arm OOM'd at 135 GiB on an H200).
+    transformer = tiny_transformer()
+    assert not any(p.requires_grad for p in transformer.parameters())
+    accel.fuse_qkv(transformer)
+    try:
+        assert transformer.blocks[0].attn1.to_qkv.weight is not None
+        assert [n for n, p in transformer.named_parameters() if p.requires_grad] == []
+        assert not forward(transformer).requires_grad
+    finally:
+        accel.fuse_qkv(transformer, on=False)
+
+
+def test_fusing_a_trainable_model_leaves_it_trainable():
+    transformer = tiny_transformer().requires_grad_(True)
+    accel.fuse_qkv(transformer)
+    assert transformer.blocks[0].attn1.to_qkv.weight.requires_grad
+
+
 def test_channels_last_vae_decodes_the_same_frames():
     from framecast.engine import wan_loop
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from bench import randmodels
-from framecast.engine import wan_loop
+from framecast.engine import accel, wan_loop
 
 CPU = torch.device("cpu")
 SIZE = {"height": 64, "width": 64, "num_frames": 9}
@@ -73,6 +73,62 @@ def test_ti2v_expand_timesteps_matches_wan_pipeline(pipes, uniform):
     assert pipe.config.expand_timesteps
     options = wan_loop.LoopOptions(batched_cfg=True, uniform_timesteps=uniform)
     assert rel_err(loop_latents(pipe, options=options), pipeline_latents(pipe)) < 1e-4
+
+
+def _block_shapes(pipe, run) -> tuple[list[tuple], int]:
+    """The first block's (hidden_states, temb) input shapes per forward, and how many tensors autograd saved."""
+    shapes, saved = [], []
+    block = pipe.transformer.blocks[0]
+    hook = block.register_forward_pre_hook(lambda m, args: shapes.append((args[0].shape, args[2].shape)))
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.shape) or t, lambda t: t):
+            out = run()
+    finally:
+        hook.remove()
+    assert not out.requires_grad
+    return shapes, len(saved)
+
+
+@pytest.mark.parametrize("name", ["wan2.2-ti2v-5b", "wan2.1-t2v-1.3b"])
+def test_framecast_combination_with_fused_qkv_matches_the_pipeline_without_autograd(pipes, name):
+    """What the bench's framecast arm runs: batched CFG + uniform timesteps + fused QKV, at 256 tokens.
+
+    Regression: fused QKV weights that required grad made the loop (then without no_grad) record every block's
+    activations for backward: 135 GiB on an H200 at 1280x704x121, while each lever alone fitted in 33 GiB.
+    """
+    pipe = pipes[name]
+    size = {"height": 256, "width": 256, "num_frames": 13}
+    plain_shapes, plain_saved = _block_shapes(pipe, lambda: pipeline_latents(pipe, steps=2, **size))
+    accel.fuse_qkv(pipe.transformer)
+    try:
+        ours_shapes, ours_saved = _block_shapes(
+            pipe, lambda: loop_latents(pipe, steps=2, options=wan_loop.LoopOptions(), **size)
+        )
+        ours = loop_latents(pipe, steps=2, **size)
+    finally:
+        accel.fuse_qkv(pipe.transformer, on=False)
+    assert plain_saved == ours_saved == 0
+    # One forward of batch 2 per step where the pipeline runs two of batch 1; same tokens and width per row.
+    assert len(ours_shapes) * 2 == len(plain_shapes)
+    (hidden, temb), (plain_hidden, plain_temb) = ours_shapes[0], plain_shapes[0]
+    assert plain_hidden[1] >= 256
+    assert hidden == (2, *plain_hidden[1:])
+    # The modulation input is per row with uniform timesteps (TI2V), never larger than the pipeline's per token.
+    assert temb.numel() <= 2 * plain_temb.numel()
+    if pipe.config.expand_timesteps:
+        assert temb == (2, 6, plain_hidden[2]) and plain_temb == (1, plain_hidden[1], 6, plain_hidden[2])
+    assert rel_err(ours, pipeline_latents(pipe, steps=2, **size)) < 1e-4
+
+
+def test_denoise_records_no_autograd_graph_even_with_trainable_weights(pipes):
+    # Weights from from_pretrained require grad; WanPipeline.__call__ is no_grad, and so is the loop.
+    pipe = pipes["wan2.1-t2v-1.3b"]
+    pipe.transformer.requires_grad_(True)
+    try:
+        _, saved = _block_shapes(pipe, lambda: loop_latents(pipe, steps=1))
+    finally:
+        pipe.transformer.requires_grad_(False)
+    assert saved == 0
 
 
 def test_a14b_switches_to_the_second_expert_at_the_boundary_like_the_pipeline(pipes):
