@@ -14,6 +14,9 @@ warm-up and extrapolated to the preset's default step count:
   framecast  wan_loop with attn + cfg-batch + uniform-t + fuse-qkv, bf16 VAE, cached negative embeddings
   +compile   framecast after compile_repeated_blocks (with --compile; first-steps time reported)
 
+``--arms plain,framecast,+compile`` runs only those arms; ``--no-extras`` skips the flop count, the fp32 decode and
+the channels-last decode (a narrowed rerun).
+
 Every arm starts from the same noise; its latents after the same steps are compared with plain's ("latents
 rel err", the issue's check), and so are the changes the steps made ("update rel err": much stricter, since
 the noise is shared).
@@ -368,6 +371,8 @@ class Bench:
             return (min(measured) if measured else est_step) * n_steps * 1.3 + 2
 
         def arm(arm_name: str, fn) -> None:
+            if self.args.arms is not None and arm_name not in self.args.arms:
+                return
             if not self.budget.allows(f"{name} arm {arm_name}", est(), self.log):
                 return
             result = self.guarded(f"{name} arm {arm_name}", fn)
@@ -444,7 +449,7 @@ class Bench:
         arm("fuse-qkv", fused_only)
 
         # 5. FLOPs of one batched forward, counted by torch
-        if self.budget.allows(f"{name} flop count", est() / n_steps + 2, self.log):
+        if self.args.extras and self.budget.allows(f"{name} flop count", est() / n_steps + 2, self.log):
             res["counted_tflop_per_step"] = self.guarded(
                 "flop count", lambda: self.count_step_flops(plain, case, x0, embeds, backend)
             )
@@ -488,7 +493,8 @@ class Bench:
 
         # The fp32 decode only serves the plain arm's end-to-end figure: after every preset's core arms.
         fp32_estimate = 3 * (res.get("decode_bf16_s") or 4 * est_step) + 5
-        self.deferred.append((0, f"{name} fp32 decode", lambda: fp32_estimate, decode_fp32))
+        if self.args.extras:
+            self.deferred.append((0, f"{name} fp32 decode", lambda: fp32_estimate, decode_fp32))
 
         def decode_channels_last() -> None:
             accel.channels_last_3d(vae16)
@@ -507,11 +513,15 @@ class Bench:
             )
 
         bf16_estimate = (res.get("decode_bf16_s") or 4 * est_step) * 1.5 + 5
-        self.deferred.append((2, f"{name} channels-last decode", lambda: bf16_estimate, decode_channels_last))
+        if self.args.extras:
+            self.deferred.append(
+                (2, f"{name} channels-last decode", lambda: bf16_estimate, decode_channels_last)
+            )
 
         # 7. Optional: regional compile, deferred until every preset has had its core arms (it can take
         # minutes cold, and it changes the transformer in place)
-        if self.args.compile and name in self.args.compile_presets:
+        wants_compile = self.args.arms is None or "+compile" in self.args.arms
+        if self.args.compile and wants_compile and name in self.args.compile_presets:
 
             def compiled() -> Arm:
                 accel.compile_transformer(transformer, backend=self.args.compile_backend)
@@ -713,6 +723,17 @@ def _f(value, spec: str = ".2f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+ARMS = ("plain", "framecast", "attn", "cfg-batch", "uniform-t", "no-cfg", "fuse-qkv", "+compile")
+
+
+def _arm_list(value: str) -> tuple[str, ...]:
+    arms = tuple(a.strip() for a in value.split(",") if a.strip())
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown or not arms:
+        raise argparse.ArgumentTypeError(f"unknown arms {unknown}; choose from {','.join(ARMS)}")
+    return arms
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -730,6 +751,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--compile-presets", nargs="+", default=["wan2.2-ti2v-5b"], choices=list(CASES))
     parser.add_argument(
         "--compile-estimate", type=float, default=120.0, help="seconds a cold compile may take"
+    )
+    parser.add_argument(
+        "--arms",
+        type=_arm_list,
+        help=f"comma-separated arms to run (default: all): {','.join(ARMS)}; +compile also needs --compile",
+    )
+    parser.add_argument(
+        "--no-extras",
+        dest="extras",
+        action="store_false",
+        help="skip the flop count, fp32 decode and channels-last decode (the bf16 decode still runs)",
     )
     parser.add_argument("--out", default=os.environ.get("OUT"), help="folder for bench.json and the log")
     return parser.parse_args(argv)

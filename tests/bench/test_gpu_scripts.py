@@ -74,6 +74,20 @@ def test_gpu_bench_tiny_runs_every_arm_agrees_with_plain_and_counts_flops(tmp_pa
     assert json.loads((tmp_path / "bench.json").read_text())["presets"].keys() == results["presets"].keys()
 
 
+def test_gpu_bench_narrowed_to_some_arms_without_extras(tmp_path):
+    args = ["--tiny", "--arms", "plain,framecast", "--no-extras", "--compile", "--timed-steps", "1"]
+    results = gpu_bench.main([*args, "--out", str(tmp_path)])
+    for name in gpu_bench.CASES:
+        res = results["presets"][name]
+        assert set(res["arms"]) == {"plain", "framecast"}  # no +compile: not among the arms asked for
+        assert float(res["arms"]["framecast"]["rel_err"].split(" / ")[0]) < 1e-4
+        assert res["decode_bf16_s"] is not None
+        assert "decode_fp32_s" not in res and "counted_tflop_per_step" not in res
+    assert not results["skipped"] and "errors" not in results
+    with pytest.raises(SystemExit):
+        gpu_bench.parse_args(["--arms", "plain,bogus"])
+
+
 def test_gpu_bench_skips_what_the_budget_cannot_hold(tmp_path):
     results = gpu_bench.main(["--tiny", "--budget-seconds", "0", "--out", str(tmp_path)])
     assert results["presets"] == {}
