@@ -16,7 +16,8 @@ from framecast.schema import TextToVideoInput
 
 
 def models_list(settings: Settings) -> str:
-    """A table of the presets: name, download size, licence, and whether the weights are on this machine."""
+    """A table of the presets: name, download size, licence, whether the weights are on this machine, and
+    under each variant what it trades for its speed."""
     rows = [("NAME", "SIZE", "WEIGHTS", "LICENCE")]
     for preset in all_presets():
         if preset.tiny:
@@ -29,9 +30,15 @@ def models_list(settings: Settings) -> str:
                 present = f"FRAMECAST_MODEL_PATH={settings.model_path}"
         rows.append((preset.name, size, present, preset.licence))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    return "\n".join(
+    lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3]
         for row in rows
+    ]
+    # A variant's trade-off goes on the line under it: it is the one thing to know before choosing it.
+    tradeoffs = {preset.name: preset.tradeoff for preset in all_presets() if preset.tradeoff}
+    return "\n".join(
+        line + (f"\n    trade-off: {tradeoffs[row[0]]}" if row[0] in tradeoffs else "")
+        for line, row in zip(lines, rows, strict=True)
     )
 
 

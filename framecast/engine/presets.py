@@ -1,14 +1,15 @@
 """The model registry: one ``Preset`` per open-weight model Framecast can render with.
 
 A preset is data only (no torch): what to load, how to call it, and the numbers planning needs. Variants
-(a distilled or compiled configuration of the same weights) are added with ``register``.
+(the same weights with an opt-in, quality-changing speed-up from ``accel.VARIANTS``) are presets too, named
+``<base>-<variant>``, each saying what it trades away.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from framecast.errors import ConfigError
@@ -56,6 +57,8 @@ class Preset:
     tiny: bool = False  # random weights built in code (tiny.py); output is noise
     call_kwargs: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
     allow_patterns: tuple[str, ...] | None = None  # files to pull; None: the whole repo
+    variant: str = ""  # an ``accel.VARIANTS`` name applied after loading; "" for the base model
+    tradeoff: str = ""  # what the variant gives up for its speed (``framecast models list`` shows it)
 
     @property
     def native_pixels(self) -> int:
@@ -255,6 +258,38 @@ register(
         ),
     )
 )
+
+
+def register_variant(
+    base: str, name: str, *, steps: int, guidance_scale: float, tradeoff: str, **more: object
+) -> Preset:
+    """A variant of ``base``: same weights and planning numbers; its sampling settings and trade-off.
+
+    Its numbers mirror ``accel.VARIANTS[name]`` (kept here so that presets load no torch; a test compares).
+    """
+    changes: dict[str, object] = dict(steps=steps, guidance_scale=guidance_scale, tradeoff=tradeoff, **more)
+    return register(replace(get_preset(base), name=name, variant=name, **changes))  # type: ignore[arg-type]
+
+
+register_variant(
+    "wan2.2-t2v-a14b",
+    "wan2.2-t2v-a14b-turbo",
+    steps=4,
+    guidance_scale=1.0,
+    guidance_scale_2=1.0,
+    tradeoff="Lightning 4-step LoRAs on both experts, no CFG: 20x fewer forwards than 40 steps with "
+    "CFG; users report slower motion and less camera movement.",
+)
+register_variant(
+    "wan2.1-t2v-1.3b",
+    "wan2.1-t2v-1.3b-fbc",
+    steps=50,
+    guidance_scale=5.0,
+    tradeoff="First Block Cache at 0.05: skips blocks 2..30 on steps whose first-block residual "
+    "barely moved (typically 1.5-2x on 50 steps); fine texture can smear, more at higher thresholds.",
+)
+# No wan2.2-ti2v-5b-turbo preset: FastWan's 3-step DMD weights need a sampler that re-noises between steps,
+# which neither UniPC nor wan_loop has; with UniPC they would render wrong videos.
 
 
 def pick_auto(cuda_total_gb: float | None) -> tuple[Preset, str]:

@@ -20,6 +20,17 @@ def test_models_list_shows_every_preset_with_size_licence_and_weights():
     assert "built in" in next(line for line in lines if line.startswith("tiny-wan "))
 
 
+def test_models_list_shows_each_variant_with_its_tradeoff_on_the_next_line():
+    lines = commands.models_list(Settings()).splitlines()
+    turbo = next(i for i, line in enumerate(lines) if line.startswith("wan2.2-t2v-a14b-turbo "))
+    assert "126 GB" in lines[turbo]  # the base model's weights
+    assert lines[turbo + 1].startswith("    trade-off: Lightning 4-step LoRAs")
+    fbc = next(i for i, line in enumerate(lines) if line.startswith("wan2.1-t2v-1.3b-fbc "))
+    assert lines[fbc + 1].startswith("    trade-off: First Block Cache")
+    base = next(i for i, line in enumerate(lines) if line.startswith("wan2.1-t2v-1.3b "))
+    assert not lines[base + 1].startswith("    trade-off")
+
+
 def test_verify_of_a_tiny_model_needs_no_weights():
     assert "built in" in commands.models_verify(Settings(), "tiny-ltx2")
 

@@ -57,3 +57,36 @@ def test_create_engine_names_the_engine_without_loading_it():
     engine = create_engine(Settings(model="auto", device="cpu"))
     assert engine.name == "tiny-wan" and engine.pipe is None  # type: ignore[attr-defined]
     assert create_engine(Settings(model="instant")).name == "instant"
+
+
+def test_variant_presets_are_their_base_model_with_fewer_or_cheaper_steps_and_a_tradeoff():
+    turbo = get_preset("wan2.2-t2v-a14b-turbo")
+    base = get_preset("wan2.2-t2v-a14b")
+    assert turbo.variant == turbo.name and turbo.tradeoff
+    assert (turbo.steps, turbo.guidance_scale, turbo.guidance_scale_2) == (4, 1.0, 1.0)
+    assert (turbo.repo_id, turbo.native_width, turbo.max_frames) == (base.repo_id, base.native_width, 81)
+    fbc = get_preset("wan2.1-t2v-1.3b-fbc")
+    assert fbc.variant == fbc.name and "First Block Cache" in fbc.tradeoff
+    assert fbc.repo_id == get_preset("wan2.1-t2v-1.3b").repo_id
+    assert not base.variant and not base.tradeoff
+
+
+def test_variant_presets_mirror_accels_variants():
+    from framecast.engine import accel
+
+    for preset in (p for p in all_presets() if p.variant):
+        variant = accel.VARIANTS[preset.variant]
+        assert preset.name.startswith(variant.base) and preset.repo_id == get_preset(variant.base).repo_id
+        assert (preset.steps, preset.guidance_scale, preset.tradeoff) == (
+            variant.steps,
+            variant.guidance_scale,
+            variant.tradeoff,
+        )
+        assert preset.guidance_scale_2 == (
+            variant.guidance_scale_2 or get_preset(variant.base).guidance_scale_2
+        )
+
+
+def test_the_ti2v_turbo_variant_is_not_offered_without_its_dmd_sampler():
+    with pytest.raises(ConfigError, match="unknown model"):
+        resolve_preset("wan2.2-ti2v-5b-turbo", lambda: 80)
