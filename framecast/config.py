@@ -66,6 +66,9 @@ class Settings:
     prompt_llm_api_key: str = ""
     audio_model: str = "stabilityai/stable-audio-open-1.0"  # the audio stage's weights: repo or folder
     device: str = "auto"  # cuda | cpu | auto
+    # Regional torch.compile of Wan's transformer blocks on CUDA: faster steps, minutes of warm-up at start-up
+    # (the default request's size; other sizes compile on their first request).
+    compile: bool = False
     lease_seconds: float = 30.0
     heartbeat_seconds: float = 5.0
     max_attempts: int = 3

@@ -1,7 +1,13 @@
-"""``DiffusersEngine``: one preset loaded once, rendering plans through its diffusers pipeline."""
+"""``DiffusersEngine``: one preset loaded once, rendering plans through its diffusers pipeline.
+
+Wan presets denoise through Framecast's own loop (wan_loop.py: batched CFG, cached negative prompt) on the
+pipeline's modules, and decode with the pipeline's VAE; it computes what ``WanPipeline`` computes. LTX-2 and
+the image-to-video continuation of chained clips run their diffusers pipelines as they are.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import time
@@ -14,7 +20,7 @@ import numpy as np
 import torch
 
 from framecast.config import Settings
-from framecast.engine import tiny, weights
+from framecast.engine import accel, tiny, wan_loop, weights
 from framecast.engine.base import RenderContext, RenderResult
 from framecast.engine.creative import Creative, joint_soundtrack, shot_plans, shots_output
 from framecast.engine.encode import encode_mp4
@@ -78,6 +84,7 @@ class DiffusersEngine:
         self.offload = "none"
         self.pipe: Any = None
         self._i2v: Any = None
+        self._negatives = wan_loop.NegativePromptCache()  # the preset's default negative prompt, encoded once
         self.creative: Creative | None = None  # creative.py: thinking_type, shots, style (LoRA), audio stage
 
     # Loading
@@ -93,8 +100,14 @@ class DiffusersEngine:
                 pipe.scheduler.config, flow_shift=self.preset.flow_shift
             )
         pipe.set_progress_bar_config(disable=True)
+        if self.preset.variant:
+            # Opt-in and quality-changing (LoRAs fused into the weights, a block cache): see the preset.
+            accel.apply_variant(pipe, accel.VARIANTS[self.preset.variant])
         self._place(pipe)
         self.pipe = pipe
+        # Probing and compiling need the weights resident on the GPU; offloaded ones move there per forward.
+        if self.device == "cuda" and self.offload == "none" and self.preset.family == "wan":
+            self._accelerate()
         self.creative = Creative(self.settings, self.preset, self.device)
         logger.info(
             "loaded %s on %s (offload %s) in %.1f s",
@@ -106,7 +119,8 @@ class DiffusersEngine:
 
     def _build(self, dtype: torch.dtype) -> Any:
         if self.preset.tiny and not self.settings.model_path:
-            return tiny.build_tiny(self.preset.name)
+            variant = accel.VARIANTS.get(self.preset.variant)
+            return tiny.build_tiny(variant.base if variant else self.preset.name)
         import diffusers
 
         folder = weights.weights_folder(self.preset, self.settings.model_path)
@@ -133,6 +147,32 @@ class DiffusersEngine:
         # The VAE decode is where most out-of-memory errors happen; tiling costs little when memory is short.
         if self.offload != "none" and hasattr(pipe.vae, "enable_tiling"):
             pipe.vae.enable_tiling()
+
+    def _accelerate(self) -> None:
+        """Exact speed levers on CUDA: the fastest attention backend that passes the probe, and (with
+        ``FRAMECAST_COMPILE=1``) regionally compiled transformer blocks, warmed at the planned size."""
+        experts = [
+            m for m in (self.pipe.transformer, getattr(self.pipe, "transformer_2", None)) if m is not None
+        ]
+        config = experts[0].config
+        tokens = 8192  # long enough that the timing ranks the kernels as a full-size clip would
+        accel.use_fastest_attention(
+            experts, time_shape=(2, tokens, config.num_attention_heads, config.attention_head_dim)
+        )
+        if not self.settings.compile:
+            return
+        for expert in experts:
+            accel.compile_transformer(expert)
+        # A new shape recompiles (minutes): compile the default request's generation size now, at start-up.
+        plan = make_plan(TextToVideoInput.model_validate({"prompt": "warm-up"}), self.preset)
+
+        def one_step(width: int, height: int, frames: int) -> None:
+            sized = dataclasses.replace(plan, gen_width=width, gen_height=height, gen_frames=frames)
+            with torch.inference_mode():
+                self.wan_latents(sized, None, max_steps=1)
+
+        seconds = accel.warm_up(one_step, [(plan.gen_width, plan.gen_height, plan.gen_frames)])
+        logger.info("compiled %s's transformer blocks; warm-up took %s", self.name, seconds)
 
     # Rendering
     def render(self, request: TextToVideoInput, ctx: RenderContext, out_path: Path) -> RenderResult:
@@ -193,8 +233,8 @@ class DiffusersEngine:
         _stop_if_asked(ctx)
         total = steps_total or plan.steps * plan.segments
         with torch.inference_mode():
-            output = self.pipe(**self.call_kwargs(plan, ctx, steps_done, total))
-            video = output.frames[0]
+            clip = self._first_segment(plan, ctx, steps_done, total)
+            video = clip.video
             # "chain": each further segment starts from the last frame so far; its first frame repeats it.
             for segment in range(1, plan.segments):
                 kwargs = self.call_kwargs(
@@ -202,10 +242,68 @@ class DiffusersEngine:
                 )
                 more = self._continuation()(image=_to_pil(video[-1]), **kwargs).frames[0]
                 video = torch.cat([video, more[1:].to(video.device)])
+        return dataclasses.replace(clip, video=video)
+
+    def _first_segment(self, plan: RenderPlan, ctx: RenderContext, done: int, total: int) -> GeneratedClip:
+        if self.preset.family == "wan":
+            latents = self.wan_latents(plan, _loop_callback(ctx, done, total))
+            return GeneratedClip(self._decode(latents)[0])
+        output = self.pipe(**self.call_kwargs(plan, ctx, done, total))
         if plan.audio != "joint":
-            return GeneratedClip(video)
+            return GeneratedClip(output.frames[0])
         rate = int(self.pipe.vocoder.config.output_sampling_rate)
-        return GeneratedClip(video, output.audio[0].float().cpu().numpy(), rate)
+        return GeneratedClip(output.frames[0], output.audio[0].float().cpu().numpy(), rate)
+
+    def wan_latents(
+        self, plan: RenderPlan, on_step: wan_loop.StepCallback | None, max_steps: int | None = None
+    ) -> torch.Tensor:
+        """The final latents of ``plan``'s first segment, as ``WanPipeline`` computes them (its steps 3-6): the
+        prompts encoded (the negative one from the cache), then denoised by wan_loop."""
+        pipe = self.pipe
+        # WanPipeline's rule: the first expert's scale decides whether there is guidance at all.
+        guidance = plan.guidance_scale > 1.0
+        positive, negative = wan_loop.encode_prompts(
+            pipe,
+            plan.prompt,
+            plan.negative_prompt,
+            guidance=guidance,
+            device=pipe._execution_device,
+            max_sequence_length=self._max_sequence_length(),
+            negative_cache=self._negatives,
+        )
+        return wan_loop.denoise(
+            pipe,
+            prompt_embeds=positive,
+            negative_prompt_embeds=negative,
+            height=plan.gen_height,
+            width=plan.gen_width,
+            num_frames=plan.gen_frames,
+            num_inference_steps=plan.steps,
+            guidance_scale=plan.guidance_scale,
+            guidance_scale_2=self.preset.guidance_scale_2,
+            generator=_generator(plan.seed),
+            on_step=on_step,
+            max_steps=max_steps,
+        )
+
+    def _max_sequence_length(self) -> int:
+        length = self.preset.call_kwargs.get("max_sequence_length", 512)  # WanPipeline's default
+        assert isinstance(length, int)
+        return length
+
+    def _decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """The latents as (batch, frames, 3, height, width) in [0, 1], decoded as ``WanPipeline`` does."""
+        from diffusers.utils.torch_utils import get_module_execution_device
+
+        vae = self.pipe.vae
+        # The VAE's execution device, not its weights' one: with offload the weights wait on the CPU.
+        latents = latents.to(get_module_execution_device(vae), vae.dtype)
+        mean = torch.tensor(vae.config.latents_mean).view(1, vae.config.z_dim, 1, 1, 1).to(latents)
+        inv_std = 1.0 / torch.tensor(vae.config.latents_std).view(1, vae.config.z_dim, 1, 1, 1).to(latents)
+        video = vae.decode(latents / inv_std + mean, return_dict=False)[0]
+        frames = self.pipe.video_processor.postprocess_video(video, output_type="pt")
+        self.pipe.maybe_free_model_hooks()  # model offload: back to the CPU, as at the end of a pipeline call
+        return frames
 
     def _continuation(self) -> Any:
         """The image-to-video pipeline on the same modules (no second copy in memory), for "chain"."""
@@ -247,7 +345,7 @@ class DiffusersEngine:
             num_frames=plan.gen_frames,
             num_inference_steps=plan.steps,
             guidance_scale=plan.guidance_scale,
-            generator=torch.Generator("cpu").manual_seed((plan.seed + segment) % 2**32),
+            generator=_generator(plan.seed + segment),
             output_type="pt",
             callback_on_step_end=_step_callback(ctx, steps_done, steps_total or plan.steps),
             **self.preset.call_kwargs,
@@ -287,11 +385,31 @@ def _stop_if_asked(ctx: RenderContext) -> None:
         raise RenderStopped(reason)
 
 
+def _generator(seed: int) -> torch.Generator:
+    # On the CPU whatever the device, so a seed gives the same noise on every machine.
+    return torch.Generator("cpu").manual_seed(seed % 2**32)
+
+
+def _step_done(ctx: RenderContext, step: int, total: int) -> None:
+    ctx.log(f"step {step}/{total}")
+    ctx.progress(step, total)
+    _stop_if_asked(ctx)  # raising here leaves the loop now, not after the remaining steps
+
+
 def _step_callback(ctx: RenderContext, done: int, total: int) -> Any:
+    """A diffusers ``callback_on_step_end`` reporting steps ``done + 1`` ... of ``total``."""
+
     def on_step_end(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-        ctx.log(f"step {done + step + 1}/{total}")
-        ctx.progress(done + step + 1, total)
-        _stop_if_asked(ctx)  # raising here leaves the loop now, not after the remaining steps
+        _step_done(ctx, done + step + 1, total)
         return tensors
 
     return on_step_end
+
+
+def _loop_callback(ctx: RenderContext, done: int, total: int) -> wan_loop.StepCallback:
+    """wan_loop's ``on_step`` reporting steps ``done + 1`` ... of ``total``."""
+
+    def on_step(step: int, steps: int, latents: torch.Tensor) -> None:
+        _step_done(ctx, done + step + 1, total)
+
+    return on_step

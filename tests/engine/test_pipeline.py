@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
 
 import av
@@ -8,6 +9,7 @@ import pytest
 import torch
 
 from framecast.config import Settings
+from framecast.engine import accel
 from framecast.engine.pipeline import DiffusersEngine, pick_offload
 from framecast.engine.plan import make_plan
 from framecast.engine.presets import get_preset
@@ -160,3 +162,95 @@ def test_a_long_clip_is_chained_from_segments_that_continue_each_other(tmp_path)
     assert ctx.steps == [(i, 6) for i in range(1, 7)]
     info = probe(result.path)
     assert info["frames"] == 120 and info["fps"] == 24 and info["duration"] == 5
+
+
+def pipeline_frames(engine: DiffusersEngine, plan) -> torch.Tensor:
+    """What plain ``WanPipeline.__call__`` makes of ``plan`` with the engine's modules."""
+    with torch.inference_mode():
+        return engine.pipe(**engine.call_kwargs(plan, RecordingContext())).frames[0]
+
+
+def one_square_segment(engine: DiffusersEngine):
+    plan = make_plan(request(resolution="360p", aspect_ratio="1:1"), engine.preset)
+    return dataclasses.replace(plan, temporal="trim")  # one segment: chained ones run the i2v pipeline
+
+
+def test_the_optimised_wan_loop_renders_the_frames_wan_pipeline_renders(tiny_wan):
+    plan = one_square_segment(tiny_wan)
+    ctx = RecordingContext()
+    optimised = tiny_wan.generate(plan, ctx).video
+    again = tiny_wan.generate(plan, RecordingContext()).video  # the negative prompt now from the cache
+
+    reference = pipeline_frames(tiny_wan, plan)
+    assert optimised.shape == reference.shape == (plan.gen_frames, 3, plan.gen_height, plan.gen_width)
+    assert (optimised - reference).abs().max() < 1e-4
+    assert torch.equal(optimised, again)
+    assert ctx.steps == [(i, plan.steps) for i in range(1, plan.steps + 1)]
+
+
+def test_the_optimised_loop_denoises_ti2v_to_the_latents_wan_pipeline_denoises_to():
+    # Latents, not frames: tiny-wan-ti2v's random VAE blows the batched forward's 5e-7 rounding up to 0.07
+    # on a few frames, while tiny-wan's keeps it under 1e-4 (test above).
+    engine = DiffusersEngine(get_preset("tiny-wan-ti2v"), Settings(device="cpu"))
+    engine.load()
+    plan = one_square_segment(engine)
+    with torch.inference_mode():
+        optimised = engine.wan_latents(plan, None)
+        reference = engine.pipe(**{**engine.call_kwargs(plan, RecordingContext()), "output_type": "latent"})
+    assert ((optimised - reference.frames).norm() / reference.frames.norm()) < 1e-5
+
+
+def save_tiny_lora(folder, seed: int) -> tuple[str, torch.Tensor]:
+    """A random rank-4 LoRA for tiny-wan's attention projections: its file and block 0's ``to_q`` delta."""
+    from diffusers import WanPipeline
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    from framecast.engine.tiny import build_tiny_wan
+
+    source = build_tiny_wan().transformer
+    torch.manual_seed(seed)
+    source.add_adapter(
+        LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v"], init_lora_weights=False)
+    )
+    state = get_peft_model_state_dict(source)
+    WanPipeline.save_lora_weights(folder, transformer_lora_layers=state)
+    delta = state["blocks.0.attn1.to_q.lora_B.weight"] @ state["blocks.0.attn1.to_q.lora_A.weight"]
+    return "pytorch_lora_weights.safetensors", delta
+
+
+def variant_engine(monkeypatch, variant: accel.Variant) -> DiffusersEngine:
+    monkeypatch.setitem(accel.VARIANTS, variant.name, variant)
+    preset = dataclasses.replace(get_preset("tiny-wan"), name=variant.name, variant=variant.name)
+    engine = DiffusersEngine(preset, Settings(device="cpu"))
+    engine.load()
+    return engine
+
+
+def test_a_lora_variant_preset_fuses_its_lora_at_load_and_changes_the_frames(tiny_wan, monkeypatch, tmp_path):
+    weight_name, delta = save_tiny_lora(tmp_path, seed=3)
+    variant = accel.Variant(
+        "tiny-wan-turbo", "tiny-wan", 4, 5.0, "test", lora_repo=str(tmp_path), lora_files=(weight_name,)
+    )
+    engine = variant_engine(monkeypatch, variant)
+
+    to_q = engine.pipe.transformer.blocks[0].attn1.to_q
+    assert type(to_q) is torch.nn.Linear  # fused: no adapter layers at run time
+    assert torch.allclose(
+        to_q.weight, tiny_wan.pipe.transformer.blocks[0].attn1.to_q.weight + delta, atol=1e-6
+    )
+    plan = make_plan(request(resolution="360p", aspect_ratio="1:1"), engine.preset)
+    assert not torch.allclose(
+        engine.generate(plan, RecordingContext()).video,
+        tiny_wan.generate(plan, RecordingContext()).video,
+        atol=1e-3,
+    )
+
+
+def test_a_first_block_cache_variant_preset_is_exact_at_threshold_zero(tiny_wan, monkeypatch):
+    variant = accel.Variant("tiny-wan-fbc", "tiny-wan", 4, 5.0, "test", first_block_cache=0.0)
+    engine = variant_engine(monkeypatch, variant)
+
+    assert engine.pipe.transformer.is_cache_enabled
+    plan = make_plan(request(resolution="360p", aspect_ratio="1:1"), engine.preset)
+    cached = engine.generate(plan, RecordingContext()).video
+    assert torch.allclose(cached, tiny_wan.generate(plan, RecordingContext()).video, atol=1e-5)
