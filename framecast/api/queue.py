@@ -6,7 +6,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from framecast.api import deps, protocol
 from framecast.api.auth import Principal
@@ -48,12 +47,12 @@ async def submit(
 ) -> JSONResponse:
     options = protocol.submit_options(request.headers, fal_webhook)
     body = protocol.parse_input(await request.body(), request.headers.get("content-type"))
-    job, position = await run_in_threadpool(service.submit, body, options, principal, base_url)
+    job, position = await service.writing(service.submit, body, options, principal, base_url)
     set_request_id(request, job.id)
     return JSONResponse(protocol.submit_body(job, position, base_url))
 
 
-def status(
+async def status(
     request_id: str,
     request: Request,
     logs: str | None = Query(None, description="1/true to include the logs, 0/false (default) not"),
@@ -63,7 +62,7 @@ def status(
 ) -> JSONResponse:
     set_request_id(request, request_id)
     with_logs = protocol.logs_flag(logs)
-    job, position, entries = service.status(request_id, principal, with_logs)
+    job, position, entries = await service.reading(service.status, request_id, principal, with_logs)
     body = protocol.status_body(job, position, entries, base_url)
     return JSONResponse(body, protocol.status_code_of(job))
 

@@ -9,8 +9,11 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
+import anyio
+import anyio.to_thread
 from starlette.concurrency import run_in_threadpool
 
 from framecast.api.auth import Principal
@@ -21,11 +24,13 @@ from framecast.jobs.models import CancelOutcome, Job, JobStatus, LogEntry, NewJo
 from framecast.jobs.store import JobStore
 from framecast.schema import ENDPOINT_ID, TextToVideoInput
 
+WRITER_THREADS = 8
 WAIT_MIN_SECONDS = 0.05
 WAIT_MAX_SECONDS = 0.5
 # What the sync route may answer for a failed job. The JS client retries 429/502/503/504 on the sync call,
 # which would submit the same generation again; a job that already ran and failed is reported as 500 instead.
 _SYNC_RETRIED = frozenset({429, 502, 503, 504})
+T = TypeVar("T")
 
 
 def _valid_id(request_id: str) -> bool:
@@ -41,6 +46,20 @@ class RequestService:
     def __init__(self, store: JobStore, sync_timeout_seconds: float) -> None:
         self.store = store
         self.sync_timeout_seconds = sync_timeout_seconds
+        # Writes wait for the database's write lock; on threads of their own they never hold up status reads,
+        # which run on the default pool (the Python client polls every 100 ms).
+        self._writers = anyio.CapacityLimiter(WRITER_THREADS)
+
+    async def reading(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run the read ``fn(*args)``: inline on a local database (a thread hop and its GIL hand-offs cost more
+        than the read), on the default thread pool otherwise."""
+        if self.store.reads_are_local:
+            return fn(*args)
+        return await anyio.to_thread.run_sync(partial(fn, *args))
+
+    async def writing(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run the blocking write ``fn(*args)`` on the writers' threads."""
+        return await anyio.to_thread.run_sync(partial(fn, *args), limiter=self._writers)
 
     # 1. Submit.
     def submit(
@@ -128,10 +147,10 @@ class RequestService:
             if job.status is JobStatus.COMPLETED:
                 return job
             if await disconnected():
-                await run_in_threadpool(self.store.cancel, job_id)
+                await self.writing(self.store.cancel, job_id)
                 return None
             if time.monotonic() > deadline:
-                await run_in_threadpool(self.store.cancel, job_id)
+                await self.writing(self.store.cancel, job_id)
                 limit = f"{self.sync_timeout_seconds:g}"
                 raise RequestTimedOut(
                     f"The request did not finish within {limit} s; use the queue for long jobs"

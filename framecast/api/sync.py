@@ -30,7 +30,7 @@ async def run(
 ) -> Response:
     options = protocol.submit_options(request.headers, None)
     body = protocol.parse_input(await request.body(), request.headers.get("content-type"))
-    job, _ = await run_in_threadpool(service.submit, body, options, principal, base_url)
+    job, _ = await service.writing(service.submit, body, options, principal, base_url)
     set_request_id(request, job.id)
     done = await service.wait(job.id, request.is_disconnected)
     if done is None:

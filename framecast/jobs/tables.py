@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    bindparam,
     select,
 )
 
@@ -119,8 +120,13 @@ files = Table(
 )
 
 
+# Built once: status polls read a job ten times a second per client, and building the statement cost more than
+# running it.
+_LOAD_JOB = select(jobs).where(jobs.c.id == bindparam("job_id"))
+
+
 def load_job(conn: Connection, job_id: str) -> Job | None:
-    row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+    row = conn.execute(_LOAD_JOB, {"job_id": job_id}).first()
     return None if row is None else job_from_row(row)
 
 
