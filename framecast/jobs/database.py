@@ -8,7 +8,9 @@ PostgreSQL claims rows with ``FOR UPDATE SKIP LOCKED`` (``Database.lock_rows``).
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
@@ -98,6 +100,20 @@ def connect(database_url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, json_serializer=_strict_json)
 
 
+def _switch_to_wal(cursor: Any) -> None:
+    # Switching a new database to WAL needs it alone for a moment, and SQLite answers "locked" at once, without
+    # its busy handler, when another connection is opening it too (several processes starting together).
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _setup_sqlite(engine: Engine) -> None:
     """WAL so readers never wait; writers take the lock up front (BEGIN IMMEDIATE) so two processes never
     deadlock upgrading a read lock, and wait up to the busy timeout instead of failing."""
@@ -107,7 +123,7 @@ def _setup_sqlite(engine: Engine) -> None:
         dbapi_conn.isolation_level = None  # the driver must not BEGIN on its own; _on_begin does
         cursor = dbapi_conn.cursor()
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")  # first: switching to WAL may wait
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
