@@ -37,6 +37,13 @@ class RecordingContext:
         return None
 
 
+class Log(list):
+    """A log callback that keeps what it is told."""
+
+    def __call__(self, message: str) -> None:
+        self.append(message)
+
+
 def decode_frames(path: Path) -> np.ndarray:
     with av.open(str(path)) as container:
         return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])

@@ -10,22 +10,7 @@ from framecast.engine.audio import (
     wants_dialogue,
 )
 from framecast.errors import ModelUnavailableError, RenderStopped
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # Tiny models gain nothing from threads, and on a shared CPU OpenMP's spin-waits cost ten times the work.
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-class Log(list):
-    def __call__(self, message: str) -> None:
-        self.append(message)
+from tests.engine.conftest import Log
 
 
 @pytest.fixture(scope="module")

@@ -20,18 +20,7 @@ from framecast.engine.prompting import (
 )
 from framecast.errors import ModelUnavailableError
 from framecast.schema import ThinkingType
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # Tiny models gain nothing from threads, and on a shared CPU OpenMP's spin-waits cost ten times the work.
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
+from tests.engine.conftest import Log
 
 SHORT = "a cat in a garden"
 DETAILED = (
@@ -105,11 +94,6 @@ def tiny_chat_llm(folder: Path, reply: str | None) -> Path:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
-
-
-class Log(list):
-    def __call__(self, message: str) -> None:
-        self.append(message)
 
 
 def optimise(llm, prompt: str, mode: ThinkingType | None, **kwargs) -> tuple[str, Log]:

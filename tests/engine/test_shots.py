@@ -12,25 +12,9 @@ from framecast.engine.shots import (
     split_frames,
     template_prompts,
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # Tiny models gain nothing from threads, and on a shared CPU OpenMP's spin-waits cost ten times the work.
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
+from tests.engine.conftest import Log
 
 PROMPT = "A red fox trots through fresh snow in a pine forest at dawn"
-
-
-class Log(list):
-    def __call__(self, message: str) -> None:
-        self.append(message)
 
 
 def scripted_llm(content: str, finish: str = "stop") -> EndpointLLM:

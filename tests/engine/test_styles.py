@@ -8,18 +8,6 @@ from framecast.engine.styles import STYLE_TEXTS, StyleLoras, apply_style, parse_
 from framecast.errors import ConfigError
 from framecast.schema import Style, TextToVideoInput
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # Tiny models gain nothing from threads, and on a shared CPU OpenMP's spin-waits cost ten times the work.
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 PROMPT = "A red fox trots through fresh snow in a pine forest at dawn"
 
 
