@@ -61,7 +61,12 @@ class ThinkingType(str, Enum):
 
 
 def _check_text_bytes(value: str) -> str:
-    size = len(value.encode("utf-8"))
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise PydanticCustomError(
+            "string_unicode", "String must be valid Unicode text (no lone surrogates)"
+        ) from None
     if size > MAX_PROMPT_BYTES:
         raise PydanticCustomError(
             "string_too_long",

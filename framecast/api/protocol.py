@@ -151,14 +151,27 @@ def logs_flag(value: str | None) -> bool:
     return word in TRUE_WORDS
 
 
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text} is out of range")
+    return value
+
+
 def parse_input(body: bytes, content_type: str | None) -> TextToVideoInput:
     """The request body as the endpoint's input; every failure is a 4xx in FastAPI's shape."""
     media_type = (content_type or "application/json").split(";")[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise UnsupportedMedia(f"Content-Type must be application/json, got {media_type!r}")
     try:
-        data = json.loads(body)
-    except ValueError as exc:
+        data = json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
+        # A lone surrogate (``"\\ud800"``) parses, but is not text: it could be neither stored nor echoed back.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except (ValueError, UnicodeEncodeError) as exc:
         raise RequestInvalid(
             [
                 {
@@ -166,7 +179,7 @@ def parse_input(body: bytes, content_type: str | None) -> TextToVideoInput:
                     "loc": ["body", getattr(exc, "pos", 0)],
                     "msg": "JSON decode error",
                     "input": {},
-                    "ctx": {"error": getattr(exc, "msg", str(exc))},
+                    "ctx": {"error": getattr(exc, "msg", None) or str(exc)},
                 }
             ]
         ) from None

@@ -124,6 +124,25 @@ def test_an_empty_body_and_invalid_utf8_are_422(shared_client: TestClient) -> No
         assert response.status_code == 422, response.text
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"prompt": "x", "seed": 1e400}',
+        b'{"prompt": "x", "seed": Infinity}',
+        b'{"prompt": "x", "seed": NaN}',
+        b'{"prompt": "\\ud800"}',
+        b'{"prompt": "x", "negative_prompt": "a\\udfff"}',
+    ],
+)
+def test_json_that_python_parses_but_is_not_finite_or_not_text_is_422(
+    shared_client: TestClient, content: bytes
+) -> None:
+    response = shared_client.post(SUBMIT, content=content, headers={"content-type": "application/json"})
+
+    assert response.status_code == 422, response.text
+    assert detail_of(response)[0]["type"] == "json_invalid"
+
+
 @pytest.mark.parametrize("body", [[SMALL], "a string", 42, None])
 def test_json_that_is_not_an_object_is_422_at_body(shared_client: TestClient, body: object) -> None:
     response = shared_client.post(
