@@ -22,11 +22,15 @@ def target_path(target_url: str | None) -> tuple[str, str]:
     """The local path and query string that a fal URL stands for; ``BadProxyTarget`` if it is not ours."""
     if not target_url:
         raise BadProxyTarget(f"Missing {TARGET_URL_HEADER} header")
-    parts = urlsplit(target_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(target_url)
+        hostname = parts.hostname
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        hostname = None
+    if not hostname or parts.scheme not in ("http", "https"):
         raise BadProxyTarget(f"Invalid {TARGET_URL_HEADER}: {target_url!r} is not an absolute URL")
     # queue.fal.run/<app>/... is what we serve under /queue/<app>/...
-    path = QUEUE_PREFIX + parts.path if parts.hostname.startswith("queue.") else parts.path
+    path = QUEUE_PREFIX + parts.path if hostname.startswith("queue.") else parts.path
     if not path.startswith(_OUR_PREFIXES):
         raise BadProxyTarget(f"Unsupported {TARGET_URL_HEADER}: this server only serves {APP_ID}")
     return path, parts.query

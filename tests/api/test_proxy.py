@@ -80,6 +80,7 @@ def test_target_urls_map_to_local_paths(target: str, path: str) -> None:
         "https://queue.fal.run/fal-ai/kling-video/requests/x",
         "ftp://fal.run/fal-ai/pixverse/v5.5/text-to-video",
         "https://fal.run/",
+        "http://[::1/fal-ai/pixverse/v5.5/text-to-video",
     ],
 )
 def test_missing_or_foreign_targets_are_400_in_fal_shape(client: TestClient, target: str | None) -> None:
