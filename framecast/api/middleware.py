@@ -24,6 +24,15 @@ def set_request_id(scope_or_request: Any, request_id: str) -> None:
     state[REQUEST_ID_STATE] = request_id
 
 
+def _valid_uuid(text: str | None) -> str | None:
+    # A handler names the id from the path before checking it: an id that is not a UUID (control characters
+    # included) must not reach a response header.
+    try:
+        return str(uuid.UUID(text)) if text else None
+    except ValueError:
+        return None
+
+
 class RequestBoundary:
     """Outermost layer: every response gets ``x-fal-request-id``; an unexpected error is a logged 500.
 
@@ -44,7 +53,7 @@ class RequestBoundary:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                request_id = state.get(REQUEST_ID_STATE) or str(uuid.uuid4())
+                request_id = _valid_uuid(state.get(REQUEST_ID_STATE)) or str(uuid.uuid4())
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-fal-request-id"]
                 headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
                 message = {**message, "headers": headers}

@@ -9,7 +9,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import SMALL, SUBMIT, SYNC, requests_path, run_job, submit
+from tests.api.conftest import SMALL, SUBMIT, SYNC, Live, auth, requests_path, run_job, submit
+
+ALICE = auth("alice:alice-secret")
 
 
 @pytest.mark.parametrize(
@@ -65,3 +67,15 @@ def test_submit_works_with_headers_in_any_case(shared_client: TestClient) -> Non
     response = shared_client.post(SUBMIT, json=SMALL, headers={"x-fal-queue-priority": "LOW"})
 
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("suffix", ["/status", "/status/stream", "", "/cancel"])
+def test_a_request_id_with_control_characters_gets_a_404_with_a_fresh_id(
+    live_without_worker: Live, suffix: str
+) -> None:
+    # uvicorn drops the connection if a header value holds a control character: the id must not be echoed.
+    method = "PUT" if suffix == "/cancel" else "GET"
+    response = live_without_worker.client.request(method, requests_path("%1F", suffix), headers=ALICE)
+
+    assert response.status_code == 404
+    assert uuid.UUID(response.headers["x-fal-request-id"]).version == 4
