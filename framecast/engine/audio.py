@@ -3,8 +3,9 @@
 Model: Stable Audio Open 1.0 (``stabilityai/stable-audio-open-1.0``, diffusers ``StableAudioPipeline``,
 stereo 44.1 kHz, up to 47 s) under the Stability AI Community License: free for research, non-commercial use
 and commercial use by organisations under US$1M annual revenue; above that, an enterprise licence from
-Stability AI. The repo is gated: accept the licence on the Hub before ``hf download``. Presets with joint
-audio (``ltx-2``) never run this stage: their pipeline renders the track with the video.
+Stability AI. The repo is gated: accept the licence on the Hub before
+``framecast models pull stable-audio-open``. Presets with joint audio (``ltx-2``) never run this stage:
+their pipeline renders the track with the video.
 
 The prompt is ``describe_audio``'s: a music mood and the sounds of the scene, picked with keyword tables
 (``MOODS``, ``SOUNDS``) from the video prompt, then the scene itself (first 40 words). Dialogue is beyond a
@@ -146,7 +147,7 @@ class AudioStage:
         except (OSError, ValueError) as exc:
             raise ModelUnavailableError(
                 f"the audio model {source} is not on this machine ({type(exc).__name__}): accept its "
-                f"licence ({AUDIO_LICENCE}) on the Hub and run `hf download {source}`, or send "
+                f"licence ({AUDIO_LICENCE}) on the Hub and run `framecast models pull stable-audio-open`, or send "
                 "generate_audio_switch=false"
             ) from exc
         pipe.set_progress_bar_config(disable=True)

@@ -29,6 +29,13 @@ def models_list(settings: Settings) -> str:
             if settings.model_path and settings.model == preset.name:
                 present = f"FRAMECAST_MODEL_PATH={settings.model_path}"
         rows.append((preset.name, size, present, preset.licence))
+    for extra, (source, _) in auxiliary_models(settings).items():
+        present = (
+            "local folder"
+            if Path(source).is_dir()
+            else ("present" if weights.cached_repo(source) else "missing")
+        )
+        rows.append((extra, "-", present, f"auxiliary: {source}"))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3]
@@ -42,9 +49,33 @@ def models_list(settings: Settings) -> str:
     )
 
 
+def auxiliary_models(settings: Settings) -> dict[str, tuple[str, str]]:
+    """Models the creative controls use beside the video model: name -> (repo id or folder, what it does)."""
+    return {
+        "stable-audio-open": (
+            settings.audio_model,
+            "audio stage of generate_audio_switch for video-only presets; Stability AI Community Licence "
+            "(accept it on the Hub first: the repository is gated)",
+        ),
+        "prompt-llm": (settings.prompt_llm, "thinking_type prompt optimisation and multi-clip shot prompts"),
+    }
+
+
 def models_pull(settings: Settings, name: str) -> Path:
-    """Download a preset's weights into the Hugging Face cache (``HF_HOME``), with progress bars."""
-    return weights.pull(get_preset(name))
+    """Download a preset's weights (and a variant's LoRAs), or an auxiliary model, into the Hugging Face cache
+    (``HF_HOME``), with progress bars."""
+    extra = auxiliary_models(settings).get(name)
+    if extra is not None:
+        return weights.pull_repo(extra[0], f"the {name} model")
+    preset = get_preset(name)
+    folder = weights.pull(preset)
+    if preset.variant:
+        from framecast.engine.accel import VARIANTS  # torch: only when a variant is pulled
+
+        variant = VARIANTS[preset.variant]
+        if variant.lora_repo:
+            weights.pull_repo(variant.lora_repo, f"model {name}", list(variant.lora_files))
+    return folder
 
 
 def models_verify(settings: Settings, name: str) -> str:

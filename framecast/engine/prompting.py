@@ -190,7 +190,7 @@ class PromptOptimiser:
 
 def _unavailable(source: str) -> ModelUnavailableError:
     return ModelUnavailableError(
-        f"the prompt LLM {source} is not on this machine: fetch it with `hf download {source}`, "
+        f"the prompt LLM {source} is not on this machine: fetch it with `framecast models pull prompt-llm`, "
         "or point FRAMECAST_PROMPT_LLM at a local folder or FRAMECAST_PROMPT_LLM_URL at an OpenAI-compatible "
         "server"
     )

@@ -72,18 +72,34 @@ def problems(folder: Path) -> list[str]:
 
 def pull(preset: Preset) -> Path:
     """Download the preset's weights into the Hugging Face cache, with huggingface_hub's progress bars."""
-    from huggingface_hub import snapshot_download
-
     if preset.tiny:
         raise ModelUnavailableError(f"{preset.name} is built in code: there is nothing to pull.")
+    return pull_repo(preset.repo_id, f"model {preset.name}", _patterns(preset))
+
+
+def pull_repo(repo_id: str, what: str, patterns: list[str] | None = None) -> Path:
+    """Download one hub repository (all of it, or the files matching ``patterns``) into the cache."""
+    from huggingface_hub import snapshot_download
+
     try:
-        return Path(snapshot_download(preset.repo_id, allow_patterns=_patterns(preset)))
+        return Path(snapshot_download(repo_id, allow_patterns=patterns))
     except OSError as exc:  # offline mode, no network, HTTP errors: all OSError subclasses in huggingface_hub
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelUnavailableError(
-            f"Could not download {preset.repo_id} for model {preset.name} ({reason}); check the network "
-            "and HF_HUB_OFFLINE, then run the pull again."
+            f"Could not download {repo_id} for {what} ({reason}); check the network, HF_HUB_OFFLINE and, for a "
+            "gated repository, that its licence was accepted on the Hub (HF_TOKEN), then run the pull again."
         ) from exc
+
+
+def cached_repo(repo_id: str) -> Path | None:
+    """A whole repository's snapshot folder in the Hugging Face cache, or ``None``."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except (LocalEntryNotFoundError, FileNotFoundError):
+        return None
 
 
 def _patterns(preset: Preset) -> list[str] | None:

@@ -86,7 +86,7 @@ def test_saved_pipeline_loads_and_missing_weights_say_how_to_fetch(tmp_path, sta
     np.testing.assert_allclose(
         waveform, stage.generate("Rain on a roof", 72, 24, seed=9, log=Log())[0], atol=1e-5
     )
-    with pytest.raises(ModelUnavailableError, match="hf download framecast-test/no-such-audio"):
+    with pytest.raises(ModelUnavailableError, match="framecast models pull stable-audio-open"):
         AudioStage.load("framecast-test/no-such-audio")
 
 

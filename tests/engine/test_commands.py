@@ -6,7 +6,7 @@ import pytest
 from framecast.config import Settings
 from framecast.engine import commands
 from framecast.engine.instant import InstantEngine
-from framecast.errors import RenderStopped
+from framecast.errors import ModelUnavailableError, RenderStopped
 from framecast.schema import TextToVideoInput
 from tests.engine.conftest import RecordingContext
 
@@ -29,6 +29,28 @@ def test_models_list_shows_each_variant_with_its_tradeoff_on_the_next_line():
     assert lines[fbc + 1].startswith("    trade-off: First Block Cache")
     base = next(i for i, line in enumerate(lines) if line.startswith("wan2.1-t2v-1.3b "))
     assert not lines[base + 1].startswith("    trade-off")
+
+
+def test_models_list_shows_the_auxiliary_models_and_where_they_come_from(tmp_path):
+    folder = tmp_path / "my-llm"
+    folder.mkdir()
+    lines = commands.models_list(Settings(prompt_llm=str(folder))).splitlines()
+
+    audio = next(line for line in lines if line.startswith("stable-audio-open "))
+    assert "stabilityai/stable-audio-open-1.0" in audio
+    llm = next(line for line in lines if line.startswith("prompt-llm "))
+    assert "local folder" in llm and str(folder) in llm
+
+
+def test_pulling_an_auxiliary_model_while_offline_is_one_sentence(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    settings = Settings(audio_model="framecast-test/no-such-audio")
+
+    with pytest.raises(
+        ModelUnavailableError, match="^Could not download framecast-test/no-such-audio for the "
+    ):
+        commands.models_pull(settings, "stable-audio-open")
 
 
 def test_verify_of_a_tiny_model_needs_no_weights():

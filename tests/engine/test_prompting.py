@@ -221,7 +221,7 @@ def test_missing_weights_fail_enabled_with_one_sentence_and_auto_skips():
     with pytest.raises(ModelUnavailableError) as info:
         optimise(llm, SHORT, ThinkingType.enabled)
     message = str(info.value)
-    assert "hf download framecast-test/no-such-llm" in message and message.count(". ") == 0
+    assert "framecast models pull prompt-llm" in message and message.count(". ") == 0
     prompt, log = optimise(llm, SHORT, ThinkingType.auto)
     assert prompt == SHORT
     assert log[0].startswith("prompt optimisation (auto) skipped: the prompt LLM framecast-test/no-such-llm")
