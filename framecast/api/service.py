@@ -88,21 +88,20 @@ class RequestService:
         principal.check_owns(job)
         return job
 
-    def snapshot(self, job_id: str, job: Job | None = None) -> tuple[Job, int | None]:
-        """The job (re-read unless given) and, while it is queued, its position in the queue."""
-        job = job or self.store.get(job_id)
-        assert job is not None
-        if job.status is not JobStatus.IN_QUEUE:
-            return job, None
-        position = self.store.queue_position(job_id)
-        if position is None:  # claimed or cancelled since it was read
-            return self.snapshot(job_id)
-        return job, position
+    def snapshot(self, job_id: str) -> tuple[Job, int | None]:
+        """The job and, while it is queued, its position in the queue (one read)."""
+        found = self.store.get_with_position(job_id)
+        assert found is not None
+        return found
 
     def status(
         self, request_id: str, principal: Principal, with_logs: bool
     ) -> tuple[Job, int | None, list[LogEntry] | None]:
-        job, position = self.snapshot(request_id, self.get(request_id, principal))
+        found = self.store.get_with_position(request_id) if _valid_id(request_id) else None
+        if found is None:
+            raise NotFoundError(f"Request {request_id} not found")
+        job, position = found
+        principal.check_owns(job)
         return job, position, self.store.logs(job.id) if with_logs else None
 
     def finished(self, request_id: str, principal: Principal) -> Job:

@@ -13,14 +13,14 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, Select, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Row, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy import delete as sql_delete
 
 from framecast.jobs.database import connect, utcnow
 from framecast.jobs.migrations import migrate
 from framecast.jobs.models import CancelOutcome, Job, JobStatus, LogEntry, NewJob
 from framecast.jobs.outbox import WebhookOutbox
-from framecast.jobs.tables import files, job_logs, jobs, load_job
+from framecast.jobs.tables import files, job_from_row, job_logs, jobs, load_job
 
 __all__ = ["JobStore", "utcnow"]
 
@@ -42,25 +42,30 @@ WORKER_LOST_TYPE = "worker_lost"
 WORKER_LOST_STATUS = 500
 
 
-def _queue_position_query() -> Select:
-    # Built once: Python clients poll status every 100 ms, and building the self-join anew cost 4x the query.
-    me, other = jobs.alias("me"), jobs.alias("other")
-    ahead = and_(
+def _ahead_of(me: Any, other: Any) -> Any:
+    """``other`` is a queued job that runs before ``me`` (priority first, then order of arrival)."""
+    return and_(
         other.c.status == QUEUED.value,
         or_(
             other.c.priority < me.c.priority,
             and_(other.c.priority == me.c.priority, other.c.seq < me.c.seq),
         ),
     )
-    return (
-        select(func.count(other.c.seq))
-        .select_from(me.outerjoin(other, ahead))
-        .where(me.c.id == bindparam("job_id"), me.c.status == QUEUED.value)
-        .group_by(me.c.seq)
-    )
 
 
-_QUEUE_POSITION = _queue_position_query()
+# Built once: Python clients poll status every 100 ms, and building these anew cost more than running them.
+_me, _other = jobs.alias("me"), jobs.alias("other")
+_QUEUE_POSITION = (
+    select(func.count(_other.c.seq))
+    .select_from(_me.outerjoin(_other, _ahead_of(_me, _other)))
+    .where(_me.c.id == bindparam("job_id"), _me.c.status == QUEUED.value)
+    .group_by(_me.c.seq)
+)
+# The job and, in the same read, how many queued jobs are ahead of it (meaningful while it is queued).
+_JOB_WITH_POSITION = select(
+    jobs,
+    select(func.count(_other.c.seq)).where(_ahead_of(jobs, _other)).scalar_subquery().label("ahead"),
+).where(jobs.c.id == bindparam("job_id"))
 
 
 class IllegalTransition(ValueError):
@@ -117,6 +122,15 @@ class JobStore(WebhookOutbox):
     def get(self, job_id: str) -> Job | None:
         with self._read() as conn:
             return load_job(conn, job_id)
+
+    def get_with_position(self, job_id: str) -> tuple[Job, int | None] | None:
+        """The job and, while it is queued, its queue position, from one consistent read."""
+        with self._read() as conn:
+            row = conn.execute(_JOB_WITH_POSITION, {"job_id": job_id}).first()
+        if row is None:
+            return None
+        job = job_from_row(row)
+        return job, (row.ahead if job.status is QUEUED else None)
 
     def queue_position(self, job_id: str) -> int | None:
         """How many queued jobs run before this one; ``None`` when it is not queued."""

@@ -73,6 +73,20 @@ def test_queue_position_counts_the_jobs_ahead_with_normal_priority_before_low(st
     assert store.queue_position(str(uuid.uuid4())) is None
 
 
+def test_get_with_position_reads_the_job_and_its_place_in_line_together(store: JobStore) -> None:
+    low = store.enqueue(new_job(priority=Priority.low))
+    first = store.enqueue(new_job())
+    second = store.enqueue(new_job())
+    store.claim("w", 30)
+
+    running, running_position = store.get_with_position(first.id)  # type: ignore[misc]
+    assert (running.status, running_position) == (JobStatus.IN_PROGRESS, None)
+    for job, expected in ((second, 0), (low, 1)):
+        found = store.get_with_position(job.id)
+        assert found is not None and found[0] == store.get(job.id) and found[1] == expected
+    assert store.get_with_position(str(uuid.uuid4())) is None
+
+
 def test_claim_takes_normal_priority_first_then_the_oldest(store: JobStore) -> None:
     low = store.enqueue(new_job(priority=Priority.low))
     older = store.enqueue(new_job())
