@@ -76,23 +76,9 @@ def test_preset_scoped_lora_wins_over_the_general_one():
 
 
 def _tiny_wan_transformer():
-    from diffusers import WanTransformer3DModel
+    from framecast.engine.tiny import build_tiny_wan
 
-    torch.manual_seed(0)
-    return WanTransformer3DModel(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=12,
-        in_channels=16,
-        out_channels=16,
-        text_dim=32,
-        freq_dim=256,
-        ffn_dim=32,
-        num_layers=2,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=32,
-    )
+    return build_tiny_wan().transformer  # the very architecture the tiny-wan preset loads LoRAs into
 
 
 def _save_tiny_lora(folder: Path, seed: int) -> Path:
