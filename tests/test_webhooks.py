@@ -75,13 +75,6 @@ def settings(tmp_path: Path) -> Settings:
     ).resolved()
 
 
-@pytest.fixture
-def store(settings: Settings) -> Iterator[JobStore]:
-    store = JobStore.open(settings.database_url)
-    yield store
-    store.close()
-
-
 def finished_job(store: JobStore, url: str, *, output: dict | None = None, error: str | None = None) -> str:
     job = store.enqueue(NewJob(endpoint="e", input={"prompt": "p"}, owner="key1", webhook_url=url))
     store.claim("w", 30)

@@ -18,7 +18,7 @@ from framecast.engine.instant import InstantEngine
 from framecast.errors import InputError, ModelUnavailableError
 from framecast.jobs import Job, JobStatus, JobStore, NewJob
 from framecast.schema import TextToVideoInput, TextToVideoOutput
-from framecast.storage import LocalStorage, open_storage
+from framecast.storage import LocalStorage
 from framecast.worker import Worker, run_worker
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,20 +45,6 @@ def settings(tmp_path: Path) -> Settings:
         heartbeat_seconds=0.1,
         poll_seconds=0.02,
     ).resolved()
-
-
-@pytest.fixture
-def store(settings: Settings) -> Iterator[JobStore]:
-    store = JobStore.open(settings.database_url, max_attempts=settings.max_attempts)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def storage(settings: Settings) -> LocalStorage:
-    storage = open_storage(settings.storage_url)
-    assert isinstance(storage, LocalStorage)
-    return storage
 
 
 def submit(store: JobStore, prompt: str = "a red fox in the snow", **kwargs: object) -> Job:

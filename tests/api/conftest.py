@@ -21,7 +21,7 @@ from framecast.config import Settings
 from framecast.engine.instant import InstantEngine
 from framecast.jobs.models import Job
 from framecast.jobs.store import JobStore
-from framecast.storage import LocalStorage, open_storage
+from framecast.storage import LocalStorage
 from framecast.worker import run_worker
 from tests.live_server import free_port
 
@@ -50,20 +50,6 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path)
-
-
-@pytest.fixture
-def store(settings: Settings) -> Iterator[JobStore]:
-    store = JobStore.open(settings.database_url, max_attempts=settings.max_attempts)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def storage(settings: Settings) -> LocalStorage:
-    opened = open_storage(settings.storage_url)
-    assert isinstance(opened, LocalStorage)
-    return opened
 
 
 @pytest.fixture
