@@ -13,7 +13,7 @@ from framecast.api.errors import error_response
 from framecast.api.middleware import set_request_id
 from framecast.api.service import RequestService
 from framecast.api.stream import status_events
-from framecast.jobs.models import CancelOutcome
+from framecast.jobs.models import CancelOutcome, Job
 from framecast.schema import TextToVideoOutput
 
 INPUT_BODY = {
@@ -45,11 +45,23 @@ async def submit(
     principal: Principal = Depends(deps.principal),
     base_url: str = Depends(deps.base_url),
 ) -> JSONResponse:
+    job, position = await accept(request, fal_webhook, service, principal, base_url)
+    return JSONResponse(protocol.submit_body(job, position, base_url))
+
+
+async def accept(
+    request: Request,
+    fal_webhook: str | None,
+    service: RequestService,
+    principal: Principal,
+    base_url: str,
+) -> tuple[Job, int]:
+    """Parse a submission (headers and body) and enqueue it: what the queue and sync routes share."""
     options = protocol.submit_options(request.headers, fal_webhook)
     body = protocol.parse_input(await request.body(), request.headers.get("content-type"))
     job, position = await service.writing(service.submit, body, options, principal, base_url)
     set_request_id(request, job.id)
-    return JSONResponse(protocol.submit_body(job, position, base_url))
+    return job, position
 
 
 async def status(

@@ -14,8 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from framecast.api import deps, protocol
 from framecast.api.auth import Principal
 from framecast.api.errors import error_response
-from framecast.api.middleware import set_request_id
-from framecast.api.queue import INPUT_BODY
+from framecast.api.queue import INPUT_BODY, accept
 from framecast.api.service import RequestService
 from framecast.schema import TextToVideoOutput
 
@@ -28,10 +27,7 @@ async def run(
     principal: Principal = Depends(deps.principal),
     base_url: str = Depends(deps.base_url),
 ) -> Response:
-    options = protocol.submit_options(request.headers, None)
-    body = protocol.parse_input(await request.body(), request.headers.get("content-type"))
-    job, _ = await service.writing(service.submit, body, options, principal, base_url)
-    set_request_id(request, job.id)
+    job, _ = await accept(request, None, service, principal, base_url)
     done = await service.wait(job.id, request.is_disconnected)
     if done is None:
         return Response(
