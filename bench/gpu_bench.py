@@ -9,7 +9,7 @@ warm-up and extrapolated to the preset's default step count:
   attn       the same loop with the fastest attention backend that passes the probe (accel)
   cfg-batch  wan_loop: conditional and unconditional rows in one forward of batch 2, default attention
   uniform-t  wan_loop: one timestep per row instead of per token (TI2V only), sequential CFG
-  no-cfg     framecast's step without guidance: what a CFG-free distilled variant pays (accel.VARIANTS)
+  no-cfg     framecast's step without guidance: what a CFG-free distilled variant pays (presets.VARIANTS)
   fuse-qkv   the pipeline's own loop with fused QKV projections (accel.fuse_qkv)
   framecast  wan_loop with attn + cfg-batch + uniform-t + fuse-qkv, bf16 VAE, cached negative embeddings
   +compile   framecast after compile_repeated_blocks (with --compile; first-steps time reported)
@@ -429,14 +429,14 @@ class Bench:
             )
 
         def no_cfg_arm() -> Arm:
-            # What a CFG-free distilled variant (accel.VARIANTS) pays per step: one forward of batch 1.
+            # What a CFG-free distilled variant (presets.VARIANTS) pays per step: one forward of batch 1.
             accel.set_attention_backend(transformer, backend)
             try:
                 return self.run_loop(plain, case, x0, (embeds[0], None), full, "no-cfg")
             finally:
                 accel.set_attention_backend(transformer, "native")
 
-        if any(v.base == name and v.guidance_scale == 1.0 for v in accel.VARIANTS.values()):
+        if any(v.base == name and v.guidance_scale == 1.0 for v in presets.VARIANTS.values()):
             arm("no-cfg", no_cfg_arm)
 
         def fused_only() -> Arm:
@@ -695,7 +695,7 @@ def format_tables(results: dict) -> str:
             f"{res['analytic_tflop_per_step']:.4g} / {_f(counted, '.4g')} | "
             f"{res['build_s'].get('transformer', 0):.1f} / {res['build_s'].get('vae', 0):.1f} |"
         )
-        for variant in accel.VARIANTS.values():
+        for variant in presets.VARIANTS.values():
             no_cfg, dec = arms.get("no-cfg", {}).get("s_per_step"), res.get("decode_bf16_s")
             if variant.base == name and variant.guidance_scale == 1.0 and no_cfg and dec:
                 turbo = res["text_encode_framecast_s"] + variant.steps * no_cfg + dec

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 
 import torch
 
+from framecast.engine.presets import Variant
+
 __all__ = [
     "ATTENTION_CANDIDATES",
-    "VARIANTS",
     "BackendProbe",
-    "Variant",
     "apply_variant",
     "channels_last_3d",
     "compile_transformer",
@@ -210,69 +210,13 @@ def warm_up(run_one_step: Callable[[int, int, int], object], buckets: Iterable[t
     return seconds
 
 
-@dataclass(frozen=True)
-class Variant:
-    """A quality-changing speed-up of a base preset: opt-in only, never applied to the base preset's name.
-
-    ``repo_id`` replaces the base weights (a distilled checkpoint); ``lora_repo``/``lora_files`` are fused
-    into the transformer(s), one file per expert; ``first_block_cache`` is First Block Cache's threshold (a
-    step reuses the previous step's output of blocks 2..N when block 1's residual moved less than this).
-    """
-
-    name: str
-    base: str
-    steps: int
-    guidance_scale: float
-    tradeoff: str
-    repo_id: str = ""
-    lora_repo: str = ""
-    lora_files: tuple[str, ...] = ()
-    first_block_cache: float | None = None
-    guidance_scale_2: float | None = None
-
-
-VARIANTS: dict[str, Variant] = {
-    v.name: v
-    for v in (
-        Variant(
-            name="wan2.2-ti2v-5b-turbo",
-            base="wan2.2-ti2v-5b",
-            repo_id="FastVideo/FastWan2.2-TI2V-5B-FullAttn-Diffusers",
-            steps=3,
-            guidance_scale=1.0,
-            tradeoff="DMD-distilled 3-step weights without CFG: ~33x fewer transformer forwards than 50 "
-            "steps with CFG; detail and motion range below the base model, prompt adherence weaker on long "
-            "prompts. Needs the DMD sampler (re-noise between steps), not UniPC.",
-        ),
-        Variant(
-            name="wan2.2-t2v-a14b-turbo",
-            base="wan2.2-t2v-a14b",
-            lora_repo="lightx2v/Wan2.2-Distill-Loras",
-            lora_files=(
-                "wan2.2_t2v_A14b_high_noise_lora_rank64_lightx2v_4step_1217.safetensors",
-                "wan2.2_t2v_A14b_low_noise_lora_rank64_lightx2v_4step_1217.safetensors",
-            ),
-            steps=4,
-            guidance_scale=1.0,
-            guidance_scale_2=1.0,
-            tradeoff="Lightning 4-step LoRAs on both experts, no CFG: 20x fewer forwards than 40 steps with "
-            "CFG; users report slower motion and less camera movement.",
-        ),
-        Variant(
-            name="wan2.1-t2v-1.3b-fbc",
-            base="wan2.1-t2v-1.3b",
-            first_block_cache=0.05,
-            steps=50,
-            guidance_scale=5.0,
-            tradeoff="First Block Cache at 0.05: skips blocks 2..30 on steps whose first-block residual "
-            "barely moved (typically 1.5-2x on 50 steps); fine texture can smear, more at higher thresholds.",
-        ),
-    )
-}
-
-
 def apply_variant(pipe, variant: Variant) -> None:
-    """Fuse the variant's LoRAs into the loaded pipeline and switch its cache on (weight swaps: at load)."""
+    """Fuse the variant's LoRAs into the loaded pipeline, switch its cache on and set its sampler (at load;
+    distilled weights were loaded in place of the base ones already, from the preset's ``repo_id``)."""
+    if variant.dmd_timesteps:
+        from framecast.engine.dmd import DMDScheduler
+
+        pipe.scheduler = DMDScheduler(variant.dmd_timesteps)
     if variant.lora_files:
         transformers = [pipe.transformer] + ([pipe.transformer_2] if pipe.transformer_2 is not None else [])
         if len(variant.lora_files) != len(transformers):

@@ -10,7 +10,7 @@ from tqdm import tqdm
 from framecast.config import Settings
 from framecast.engine import weights
 from framecast.engine.base import RenderResult
-from framecast.engine.presets import all_presets, get_preset
+from framecast.engine.presets import VARIANTS, all_presets, get_preset
 from framecast.errors import ModelUnavailableError
 from framecast.schema import TextToVideoInput
 
@@ -70,8 +70,6 @@ def models_pull(settings: Settings, name: str) -> Path:
     preset = get_preset(name)
     folder = weights.pull(preset)
     if preset.variant:
-        from framecast.engine.accel import VARIANTS  # torch: only when a variant is pulled
-
         variant = VARIANTS[preset.variant]
         if variant.lora_repo:
             weights.pull_repo(variant.lora_repo, f"model {name}", list(variant.lora_files))

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from framecast.config import Settings
-from framecast.engine import accel, tiny, wan_loop, weights
+from framecast.engine import accel, presets, tiny, wan_loop, weights
 from framecast.engine.base import RenderContext, RenderResult
 from framecast.engine.creative import Creative, joint_soundtrack, shot_plans, shots_output
 from framecast.engine.encode import encode_mp4
@@ -102,7 +102,7 @@ class DiffusersEngine:
         pipe.set_progress_bar_config(disable=True)
         if self.preset.variant:
             # Opt-in and quality-changing (LoRAs fused into the weights, a block cache): see the preset.
-            accel.apply_variant(pipe, accel.VARIANTS[self.preset.variant])
+            accel.apply_variant(pipe, presets.VARIANTS[self.preset.variant])
         self._place(pipe)
         self.pipe = pipe
         # Probing and compiling need the weights resident on the GPU; offloaded ones move there per forward.
@@ -119,7 +119,7 @@ class DiffusersEngine:
 
     def _build(self, dtype: torch.dtype) -> Any:
         if self.preset.tiny and not self.settings.model_path:
-            variant = accel.VARIANTS.get(self.preset.variant)
+            variant = presets.VARIANTS.get(self.preset.variant)
             return tiny.build_tiny(variant.base if variant else self.preset.name)
         import diffusers
 
@@ -240,6 +240,9 @@ class DiffusersEngine:
                 kwargs = self.call_kwargs(
                     plan, ctx, steps_done + segment * plan.steps, total, segment=segment
                 )
+                # A stochastic sampler (dmd.py) re-noises from the segment's seeded generator, as wan_loop does.
+                if hasattr(self.pipe.scheduler, "noise_generator"):
+                    self.pipe.scheduler.noise_generator = kwargs["generator"]
                 more = self._continuation()(image=_to_pil(video[-1]), **kwargs).frames[0]
                 video = torch.cat([video, more[1:].to(video.device)])
         return dataclasses.replace(clip, video=video)
@@ -369,6 +372,8 @@ def describe(plan: RenderPlan) -> str:
         line += f"; longer than the model's {plan.gen_frames} frames: motion slowed x{slowed:.2f}"
     elif plan.temporal == "chain":
         line += f"; {plan.segments} segments, each continuing from the last frame of the one before"
+    if plan.guidance_scale <= 1.0:
+        line += "; no CFG (a distilled variant), so the negative prompt has no effect"
     return line
 
 

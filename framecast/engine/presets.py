@@ -1,8 +1,8 @@
 """The model registry: one ``Preset`` per open-weight model Framecast can render with.
 
 A preset is data only (no torch): what to load, how to call it, and the numbers planning needs. Variants
-(the same weights with an opt-in, quality-changing speed-up from ``accel.VARIANTS``) are presets too, named
-``<base>-<variant>``, each saying what it trades away.
+(a base model with an opt-in, quality-changing speed-up: distilled weights, LoRAs, a cache; ``VARIANTS``) are
+presets too, named ``<base>-<variant>``, each saying what it trades away.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class Preset:
     tiny: bool = False  # random weights built in code (tiny.py); output is noise
     call_kwargs: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
     allow_patterns: tuple[str, ...] | None = None  # files to pull; None: the whole repo
-    variant: str = ""  # an ``accel.VARIANTS`` name applied after loading; "" for the base model
+    variant: str = ""  # a ``VARIANTS`` name, applied after loading (accel.apply_variant); "" for a base model
     tradeoff: str = ""  # what the variant gives up for its speed (``framecast models list`` shows it)
 
     @property
@@ -260,36 +260,92 @@ register(
 )
 
 
-def register_variant(
-    base: str, name: str, *, steps: int, guidance_scale: float, tradeoff: str, **more: object
-) -> Preset:
-    """A variant of ``base``: same weights and planning numbers; its sampling settings and trade-off.
+@dataclass(frozen=True)
+class Variant:
+    """A quality-changing speed-up of a base preset: opt-in only, never applied to the base preset's name.
 
-    Its numbers mirror ``accel.VARIANTS[name]`` (kept here so that presets load no torch; a test compares).
+    ``repo_id`` replaces the base weights (a distilled checkpoint); ``lora_repo``/``lora_files`` are fused
+    into the transformer(s), one file per expert; ``dmd_timesteps`` replaces the scheduler with DMD sampling at
+    those training timesteps (dmd.py), as a DMD-distilled checkpoint needs; ``first_block_cache`` is First Block
+    Cache's threshold (a step reuses the previous step's output of blocks 2..N when block 1's residual moved
+    less than this). ``accel.apply_variant`` applies it to a loaded pipeline.
     """
-    changes: dict[str, object] = dict(steps=steps, guidance_scale=guidance_scale, tradeoff=tradeoff, **more)
-    return register(replace(get_preset(base), name=name, variant=name, **changes))  # type: ignore[arg-type]
+
+    name: str
+    base: str
+    steps: int
+    guidance_scale: float
+    tradeoff: str
+    repo_id: str = ""
+    lora_repo: str = ""
+    lora_files: tuple[str, ...] = ()
+    first_block_cache: float | None = None
+    guidance_scale_2: float | None = None
+    dmd_timesteps: tuple[int, ...] = ()
+
+
+VARIANTS: dict[str, Variant] = {}
+
+
+def register_variant(variant: Variant) -> Preset:
+    """Register ``variant`` and its preset: the base preset's planning numbers with the variant's sampling
+    settings, weights (when it has its own) and trade-off."""
+    VARIANTS[variant.name] = variant
+    base = get_preset(variant.base)
+    return register(
+        replace(
+            base,
+            name=variant.name,
+            variant=variant.name,
+            repo_id=variant.repo_id or base.repo_id,
+            steps=variant.steps,
+            guidance_scale=variant.guidance_scale,
+            guidance_scale_2=variant.guidance_scale_2 or base.guidance_scale_2,
+            tradeoff=variant.tradeoff,
+        )
+    )
 
 
 register_variant(
-    "wan2.2-t2v-a14b",
-    "wan2.2-t2v-a14b-turbo",
-    steps=4,
-    guidance_scale=1.0,
-    guidance_scale_2=1.0,
-    tradeoff="Lightning 4-step LoRAs on both experts, no CFG: 20x fewer forwards than 40 steps with "
-    "CFG; users report slower motion and less camera movement.",
+    Variant(
+        name="wan2.2-ti2v-5b-turbo",
+        base="wan2.2-ti2v-5b",
+        repo_id="FastVideo/FastWan2.2-TI2V-5B-FullAttn-Diffusers",
+        steps=3,
+        guidance_scale=1.0,
+        dmd_timesteps=(1000, 757, 522),  # FastVideo's dmd_denoising_steps for this checkpoint
+        tradeoff="FastWan's DMD-distilled weights, 3 steps without CFG: 33x fewer transformer forwards than "
+        "50 steps with CFG, and the negative prompt has no effect; detail and motion range below the base "
+        "model, weaker adherence to long prompts.",
+    )
 )
 register_variant(
-    "wan2.1-t2v-1.3b",
-    "wan2.1-t2v-1.3b-fbc",
-    steps=50,
-    guidance_scale=5.0,
-    tradeoff="First Block Cache at 0.05: skips blocks 2..30 on steps whose first-block residual "
-    "barely moved (typically 1.5-2x on 50 steps); fine texture can smear, more at higher thresholds.",
+    Variant(
+        name="wan2.2-t2v-a14b-turbo",
+        base="wan2.2-t2v-a14b",
+        lora_repo="lightx2v/Wan2.2-Distill-Loras",
+        lora_files=(
+            "wan2.2_t2v_A14b_high_noise_lora_rank64_lightx2v_4step_1217.safetensors",
+            "wan2.2_t2v_A14b_low_noise_lora_rank64_lightx2v_4step_1217.safetensors",
+        ),
+        steps=4,
+        guidance_scale=1.0,
+        guidance_scale_2=1.0,
+        tradeoff="Lightning 4-step LoRAs on both experts, no CFG: 20x fewer forwards than 40 steps with "
+        "CFG, and the negative prompt has no effect; users report slower motion and less camera movement.",
+    )
 )
-# No wan2.2-ti2v-5b-turbo preset: FastWan's 3-step DMD weights need a sampler that re-noises between steps,
-# which neither UniPC nor wan_loop has; with UniPC they would render wrong videos.
+register_variant(
+    Variant(
+        name="wan2.1-t2v-1.3b-fbc",
+        base="wan2.1-t2v-1.3b",
+        first_block_cache=0.05,
+        steps=50,
+        guidance_scale=5.0,
+        tradeoff="First Block Cache at 0.05: skips blocks 2..30 on steps whose first-block residual "
+        "barely moved (typically 1.5-2x on 50 steps); fine texture can smear, more at higher thresholds.",
+    )
+)
 
 
 def pick_auto(cuda_total_gb: float | None) -> tuple[Preset, str]:

@@ -10,7 +10,9 @@ called:
   may get one timestep per row instead of one per token (``uniform_timesteps``); that skips a per-token time
   projection and the fp32 (batch, tokens, 6, dim) modulation tensors in every block, with the same arithmetic
   per token;
-- the A14B two-expert switch (``transformer_2`` below ``boundary_ratio``) exactly as the pipeline does it.
+- the A14B two-expert switch (``transformer_2`` below ``boundary_ratio``) exactly as the pipeline does it;
+- any scheduler the pipeline has, DMD's stochastic one (dmd.py) included: its re-noising draws from the
+  render's seeded generator, after the initial noise.
 
 Like ``WanPipeline.__call__`` (``@torch.no_grad()``), every entry point runs without autograd: a transformer
 with any parameter that requires grad (diffusers' fused QKV projections are new ``nn.Parameter``s that do)
@@ -23,6 +25,7 @@ error under 1e-4 in fp32); in bf16 the batched forward differs from two batch-1 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -226,7 +229,10 @@ def denoise(
         boundary = pipe.config.boundary_ratio * pipe.scheduler.config.num_train_timesteps
     low_noise_scale = guidance_scale if guidance_scale_2 is None else guidance_scale_2
 
-    # 6. Denoising loop
+    # 6. Denoising loop; a stochastic sampler (dmd.py) draws its fresh noise from the same seeded generator
+    step_kwargs = (
+        {"generator": generator} if "generator" in inspect.signature(pipe.scheduler.step).parameters else {}
+    )
     total = len(timesteps)
     for i, t in enumerate(timesteps):
         if max_steps is not None and i >= max_steps:
@@ -236,7 +242,7 @@ def denoise(
         scale = guidance_scale if high_noise else low_noise_scale
         context = {"step_index": i, "sigma": float(pipe.scheduler.sigmas[i]), "num_inference_steps": total}
         velocity = _predict(model, latents, t, positive, negative, scale, context, pipe, options)
-        latents = pipe.scheduler.step(velocity, t, latents, return_dict=False)[0]
+        latents = pipe.scheduler.step(velocity, t, latents, return_dict=False, **step_kwargs)[0]
         if on_step is not None:
             on_step(i, total, latents)
     return latents

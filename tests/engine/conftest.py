@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -42,6 +44,26 @@ class Log(list):
 
     def __call__(self, message: str) -> None:
         self.append(message)
+
+
+def variant_engine(monkeypatch, variant) -> Any:
+    """A loaded CPU engine for a test-only variant (``presets.Variant``) of a tiny preset."""
+    from framecast.engine import presets
+    from framecast.engine.pipeline import DiffusersEngine
+
+    monkeypatch.setitem(presets.VARIANTS, variant.name, variant)
+    base = presets.get_preset(variant.base)
+    preset = dataclasses.replace(
+        base,
+        name=variant.name,
+        variant=variant.name,
+        steps=variant.steps,
+        guidance_scale=variant.guidance_scale,
+        tradeoff=variant.tradeoff,
+    )
+    engine = DiffusersEngine(preset, Settings(device="cpu"))
+    engine.load()
+    return engine
 
 
 def decode_frames(path: Path) -> np.ndarray:

@@ -6,7 +6,7 @@ import torch
 from diffusers.models.attention_dispatch import AttentionBackendName, _AttentionBackendRegistry
 
 from bench import randmodels
-from framecast.engine import accel
+from framecast.engine import accel, presets
 
 CPU = torch.device("cpu")
 
@@ -93,7 +93,7 @@ def test_first_block_cache_variant_is_exact_at_threshold_zero_and_reuses_blocks_
         )
         if threshold is not None:
             accel.apply_variant(
-                pipe, accel.Variant("fbc", "wan2.1-t2v-1.3b", 8, 5.0, "", first_block_cache=threshold)
+                pipe, presets.Variant("fbc", "wan2.1-t2v-1.3b", 8, 5.0, "", first_block_cache=threshold)
             )
         positive, negative = wan_loop.encode_prompts(pipe, "a cat", "blurry", guidance=True, device=CPU)
         return wan_loop.denoise(
@@ -116,7 +116,7 @@ def test_first_block_cache_variant_is_exact_at_threshold_zero_and_reuses_blocks_
 def test_every_variant_names_a_base_preset_and_its_tradeoff():
     from framecast.engine.presets import get_preset
 
-    for variant in accel.VARIANTS.values():
+    for variant in presets.VARIANTS.values():
         base = get_preset(variant.base)
         assert variant.tradeoff and variant.steps <= base.steps
         assert variant.name.startswith(variant.base)
@@ -184,7 +184,7 @@ def test_lora_variant_fuses_each_file_into_its_own_expert(tmp_path):
         WanPipeline.save_lora_weights(tmp_path / f"expert{i}", transformer_lora_layers=state)
         files.append(f"expert{i}/pytorch_lora_weights.safetensors")
 
-    variant = accel.Variant(
+    variant = presets.Variant(
         "t", "wan2.2-t2v-a14b", 4, 1.0, "", lora_repo=str(tmp_path), lora_files=tuple(files)
     )
     accel.apply_variant(pipe, variant)

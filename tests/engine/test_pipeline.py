@@ -9,14 +9,14 @@ import pytest
 import torch
 
 from framecast.config import Settings
-from framecast.engine import accel
+from framecast.engine import presets
 from framecast.engine.pipeline import DiffusersEngine, pick_offload
 from framecast.engine.plan import make_plan
 from framecast.engine.presets import get_preset
 from framecast.engine.tiny import save_tiny
 from framecast.errors import ConfigError, RenderStopped
 from framecast.schema import TextToVideoInput
-from tests.engine.conftest import RecordingContext
+from tests.engine.conftest import RecordingContext, variant_engine
 
 
 def request(**fields) -> TextToVideoInput:
@@ -218,17 +218,9 @@ def save_tiny_lora(folder, seed: int) -> tuple[str, torch.Tensor]:
     return "pytorch_lora_weights.safetensors", delta
 
 
-def variant_engine(monkeypatch, variant: accel.Variant) -> DiffusersEngine:
-    monkeypatch.setitem(accel.VARIANTS, variant.name, variant)
-    preset = dataclasses.replace(get_preset("tiny-wan"), name=variant.name, variant=variant.name)
-    engine = DiffusersEngine(preset, Settings(device="cpu"))
-    engine.load()
-    return engine
-
-
 def test_a_lora_variant_preset_fuses_its_lora_at_load_and_changes_the_frames(tiny_wan, monkeypatch, tmp_path):
     weight_name, delta = save_tiny_lora(tmp_path, seed=3)
-    variant = accel.Variant(
+    variant = presets.Variant(
         "tiny-wan-turbo", "tiny-wan", 4, 5.0, "test", lora_repo=str(tmp_path), lora_files=(weight_name,)
     )
     engine = variant_engine(monkeypatch, variant)
@@ -247,7 +239,7 @@ def test_a_lora_variant_preset_fuses_its_lora_at_load_and_changes_the_frames(tin
 
 
 def test_a_first_block_cache_variant_preset_is_exact_at_threshold_zero(tiny_wan, monkeypatch):
-    variant = accel.Variant("tiny-wan-fbc", "tiny-wan", 4, 5.0, "test", first_block_cache=0.0)
+    variant = presets.Variant("tiny-wan-fbc", "tiny-wan", 4, 5.0, "test", first_block_cache=0.0)
     engine = variant_engine(monkeypatch, variant)
 
     assert engine.pipe.transformer.is_cache_enabled

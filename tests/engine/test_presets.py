@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from framecast.engine.presets import all_presets, get_preset, pick_auto, resolve_preset
+from framecast.engine.presets import VARIANTS, all_presets, get_preset, pick_auto, resolve_preset
 from framecast.errors import ConfigError
 
 
@@ -71,22 +71,28 @@ def test_variant_presets_are_their_base_model_with_fewer_or_cheaper_steps_and_a_
     assert not base.variant and not base.tradeoff
 
 
-def test_variant_presets_mirror_accels_variants():
-    from framecast.engine import accel
-
+def test_each_variant_preset_is_its_base_with_the_variants_weights_sampling_and_tradeoff():
     for preset in (p for p in all_presets() if p.variant):
-        variant = accel.VARIANTS[preset.variant]
-        assert preset.name.startswith(variant.base) and preset.repo_id == get_preset(variant.base).repo_id
+        variant = VARIANTS[preset.variant]
+        base = get_preset(variant.base)
+        assert preset.name == variant.name and preset.name.startswith(variant.base)
+        assert preset.repo_id == (variant.repo_id or base.repo_id)
         assert (preset.steps, preset.guidance_scale, preset.tradeoff) == (
             variant.steps,
             variant.guidance_scale,
             variant.tradeoff,
         )
-        assert preset.guidance_scale_2 == (
-            variant.guidance_scale_2 or get_preset(variant.base).guidance_scale_2
+        assert preset.guidance_scale_2 == (variant.guidance_scale_2 or base.guidance_scale_2)
+        assert (preset.native_width, preset.fps, preset.max_frames) == (
+            base.native_width,
+            base.fps,
+            base.max_frames,
         )
 
 
-def test_the_ti2v_turbo_variant_is_not_offered_without_its_dmd_sampler():
-    with pytest.raises(ConfigError, match="unknown model"):
-        resolve_preset("wan2.2-ti2v-5b-turbo", lambda: 80)
+def test_the_ti2v_turbo_variant_is_fastwans_dmd_checkpoint_at_three_steps_without_cfg():
+    turbo = resolve_preset("wan2.2-ti2v-5b-turbo", lambda: 80)
+    assert turbo.repo_id == "FastVideo/FastWan2.2-TI2V-5B-FullAttn-Diffusers"
+    assert (turbo.steps, turbo.guidance_scale, turbo.extend) == (3, 1.0, "chain")
+    assert VARIANTS[turbo.variant].dmd_timesteps == (1000, 757, 522)
+    assert "negative prompt has no effect" in turbo.tradeoff
