@@ -22,7 +22,7 @@ TOKENIZER_LETTERS = "abcdefghijklmnopqrstuvwxyz"
 TINY_TRANSFORMER = {
     "patch_size": [1, 2, 2],
     "num_attention_heads": 2,
-    "attention_head_dim": 12,
+    "attention_head_dim": 16,  # 2 x 16 = 32 wide: FP8 GEMM dimensions are multiples of 16
     "text_dim": 32,
     "freq_dim": 256,
     "ffn_dim": 32,

@@ -69,6 +69,9 @@ class Settings:
     # Regional torch.compile of Wan's transformer blocks on CUDA: faster steps, minutes of warm-up at start-up
     # (the default request's size; other sizes compile on their first request).
     compile: bool = False
+    # FP8 (e4m3) matmuls in the transformer blocks on CUDA >= 8.9 (engine/fp8.py): faster, and it changes the
+    # video a little, so it is opt-in.
+    fp8: bool = False
     lease_seconds: float = 30.0
     heartbeat_seconds: float = 5.0
     max_attempts: int = 3

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from framecast.config import Settings
-from framecast.engine import accel, presets, tiny, wan_loop, weights
+from framecast.engine import accel, fp8, presets, tiny, wan_loop, weights
 from framecast.engine.base import RenderContext, RenderResult
 from framecast.engine.creative import Creative, joint_soundtrack, shot_plans, shots_output
 from framecast.engine.encode import encode_mp4
@@ -105,9 +105,17 @@ class DiffusersEngine:
             accel.apply_variant(pipe, presets.VARIANTS[self.preset.variant])
         self._place(pipe)
         self.pipe = pipe
-        # Probing and compiling need the weights resident on the GPU; offloaded ones move there per forward.
+        # Probing, FP8 and compiling need the weights resident on the GPU; offloaded ones move there per forward.
         if self.device == "cuda" and self.offload == "none" and self.preset.family == "wan":
             self._accelerate()
+        elif self.settings.fp8:
+            logger.warning(
+                "FRAMECAST_FP8=1 ignored: it needs a Wan preset on a CUDA GPU without offload (here: %s on %s, "
+                "offload %s)",
+                self.name,
+                self.device,
+                self.offload,
+            )
         self.creative = Creative(self.settings, self.preset, self.device)
         logger.info(
             "loaded %s on %s (offload %s) in %.1f s",
@@ -149,8 +157,9 @@ class DiffusersEngine:
             pipe.vae.enable_tiling()
 
     def _accelerate(self) -> None:
-        """Exact speed levers on CUDA: the fastest attention backend that passes the probe, and (with
-        ``FRAMECAST_COMPILE=1``) regionally compiled transformer blocks, warmed at the planned size."""
+        """Speed levers on CUDA: the fastest attention backend that passes the probe (exact); with
+        ``FRAMECAST_FP8=1`` FP8 matmuls (not exact); with ``FRAMECAST_COMPILE=1`` regionally compiled transformer
+        blocks, warmed at the planned size (exact)."""
         experts = [
             m for m in (self.pipe.transformer, getattr(self.pipe, "transformer_2", None)) if m is not None
         ]
@@ -159,6 +168,8 @@ class DiffusersEngine:
         accel.use_fastest_attention(
             experts, time_shape=(2, tokens, config.num_attention_heads, config.attention_head_dim)
         )
+        if self.settings.fp8:
+            self._quantize(experts)
         if not self.settings.compile:
             return
         for expert in experts:
@@ -173,6 +184,19 @@ class DiffusersEngine:
 
         seconds = accel.warm_up(one_step, [(plan.gen_width, plan.gen_height, plan.gen_frames)])
         logger.info("compiled %s's transformer blocks; warm-up took %s", self.name, seconds)
+
+    def _quantize(self, experts: list[Any]) -> None:
+        """FP8 matmuls in the transformer blocks (``FRAMECAST_FP8=1``; opt-in, it changes the video a little)."""
+        if self.settings.style_loras:
+            raise ConfigError(
+                "FRAMECAST_FP8=1 cannot be combined with FRAMECAST_STYLE_LORAS: style LoRAs are applied to the "
+                "bf16 linear layers that FP8 replaces"
+            )
+        if not fp8.fp8_matmul_supported(torch.device(self.device)):
+            logger.warning("FRAMECAST_FP8=1 ignored: FP8 matmuls need a CUDA GPU of compute capability 8.9+")
+            return
+        for expert in experts:
+            fp8.quantize_linears(expert)
 
     # Rendering
     def render(self, request: TextToVideoInput, ctx: RenderContext, out_path: Path) -> RenderResult:

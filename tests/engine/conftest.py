@@ -6,7 +6,6 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 import pytest
 import torch
@@ -67,6 +66,8 @@ def variant_engine(monkeypatch, variant) -> Any:
 
 
 def decode_frames(path: Path) -> np.ndarray:
+    import av  # here, not at the top: the GPU image runs test_cuda.py importing this module, without PyAV
+
     with av.open(str(path)) as container:
         return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
 

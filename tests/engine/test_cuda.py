@@ -27,3 +27,53 @@ def test_tiny_models_render_on_cuda_in_every_memory_mode(name, offload, tmp_path
     assert torch.isfinite(clip.video).all()
     result = engine.render(request, RecordingContext(), tmp_path / "out.mp4")
     assert (result.width, result.height) == (640, 360)
+
+
+@pytest.mark.skipif(
+    not torch.cuda.is_available() or torch.cuda.get_device_capability() < (8, 9),
+    reason="FP8 matmuls need compute capability 8.9+",
+)
+def test_fp8_linear_on_the_tensor_cores_computes_what_its_emulation_computes():
+    from framecast.engine import fp8
+
+    gen = torch.Generator().manual_seed(0)
+    linear = torch.nn.Linear(256, 128).requires_grad_(False)
+    x = torch.randn(3, 100, 256, generator=gen)
+    emulated = fp8.Fp8Linear(linear)(x)  # CPU: the same e4m3 values, multiplied in fp32
+    layer = fp8.Fp8Linear(linear.to("cuda", torch.bfloat16))
+    fast = layer(x.to("cuda", torch.bfloat16))
+    assert fast.dtype == torch.bfloat16 and fast.shape == (3, 100, 128)
+    # bf16 activations round before the e4m3 step, and the kernel accumulates in fp32 with fast accumulation.
+    assert float((fast.float().cpu() - emulated).norm() / emulated.norm()) < 1e-2
+
+
+def test_fp8_denoising_on_cuda_stays_finite_and_near_bf16():
+    if torch.cuda.get_device_capability() < (8, 9):
+        pytest.skip("FP8 matmuls need compute capability 8.9+")
+    from bench import randmodels
+    from framecast.engine import fp8, wan_loop
+
+    cuda = torch.device("cuda")
+    pipe = randmodels.build_pipeline(
+        randmodels.tiny_config("wan2.2-ti2v-5b"), device=cuda, dtype=torch.bfloat16, vae_dtype=torch.float32
+    )
+    positive, negative = wan_loop.encode_prompts(pipe, "a fox", "blurry", guidance=True, device=cuda)
+
+    def latents() -> torch.Tensor:
+        return wan_loop.denoise(
+            pipe,
+            prompt_embeds=positive,
+            negative_prompt_embeds=negative,
+            height=64,
+            width=64,
+            num_frames=9,
+            num_inference_steps=4,
+            guidance_scale=5.0,
+            generator=torch.Generator().manual_seed(0),
+        )
+
+    reference = latents()
+    assert fp8.quantize_linears(pipe.transformer) == 20
+    quantized = latents()
+    assert torch.isfinite(quantized).all()
+    assert float((quantized - reference).norm() / reference.norm()) < 0.1
