@@ -11,11 +11,16 @@ warm-up and extrapolated to the preset's default step count:
   uniform-t  wan_loop: one timestep per row instead of per token (TI2V only), sequential CFG
   no-cfg     framecast's step without guidance: what a CFG-free distilled variant pays (presets.VARIANTS)
   fuse-qkv   the pipeline's own loop with fused QKV projections (accel.fuse_qkv)
-  framecast  wan_loop with attn + cfg-batch + uniform-t + fuse-qkv, bf16 VAE, cached negative embeddings
-  +compile   framecast after compile_repeated_blocks (with --compile; first-steps time reported)
+  framecast  the engine's path: wan_loop with attn + cfg-batch + uniform-t, cached negative embeddings
+  fp8        framecast with FP8 matmuls in the blocks (fp8.py; quality-changing, opt-in in the engine)
+  turbo      the preset's DMD variant (wan2.2-ti2v-5b-turbo) measured end to end as a request runs it: prompt
+             encode, 3 steps without CFG, fp32 decode (not extrapolated)
+  +compile   framecast after compile_repeated_blocks (with --compile; first-steps time reported), then turbo
+             and fp8 again on the compiled blocks (``turbo +compile``, ``+compile+fp8``)
 
-``--arms plain,framecast,+compile`` runs only those arms; ``--no-extras`` skips the flop count, the fp32 decode and
-the channels-last decode (a narrowed rerun).
+``--arms plain,framecast,+compile`` runs only those arms; ``--no-extras`` skips the flop count and the
+channels-last decodes (a narrowed rerun). End to end (gpu_report.end_to_end) both plain and framecast decode
+with the fp32 VAE, as the engine does.
 
 Every arm starts from the same noise; its latents after the same steps are compared with plain's ("latents
 rel err", the issue's check), and so are the changes the steps made ("update rel err": much stricter, since
@@ -32,7 +37,6 @@ on the CPU in seconds with tiny models.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
 import os
@@ -41,103 +45,28 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from bench import randmodels
-from framecast.engine import accel, presets, wan_loop
-
-PROMPT = "a red fox runs through fresh snow at dawn, cinematic light, shallow depth of field"
-
-
-@dataclass(frozen=True)
-class Case:
-    width: int
-    height: int
-    frames: int
-    steps: int  # the preset's default step count, used to extrapolate
-    guidance: float
-    negative_prompt: str
-    text_tokens: int = 512  # the pipeline's max_sequence_length (umT5 output, padded)
-
-
-def _case(name: str, width: int, height: int, frames: int, text_tokens: int = 512) -> Case:
-    preset = presets.get_preset(name)
-    return Case(
-        width, height, frames, preset.steps, preset.guidance_scale, preset.negative_prompt, text_tokens
-    )
+from bench.gpu_arms import ArmsMixin
+from bench.gpu_model import (
+    CASES,
+    CPU,
+    PROMPT,
+    TINY_CASES,
+    Budget,
+    PresetRun,
+    dit_flops,
+    latent_tokens,
+    rel_err,
+)
+from bench.gpu_report import NO_CFG_ARMS, format_tables
+from framecast.engine import accel, wan_loop
 
 
-CASES = {
-    "wan2.2-ti2v-5b": _case("wan2.2-ti2v-5b", 1280, 704, 121),
-    "wan2.1-t2v-1.3b": _case("wan2.1-t2v-1.3b", 832, 480, 81),
-}
-TINY_CASES = {name: _case(name, 64, 64, 5, text_tokens=32) for name in CASES}
-
-
-class Budget:
-    """Wall-clock budget: an item runs only if its estimate fits in what is left, else it is skipped and said
-    so."""
-
-    def __init__(self, seconds: float) -> None:
-        self.start = time.perf_counter()
-        self.seconds = seconds
-
-    def left(self) -> float:
-        return self.seconds - (time.perf_counter() - self.start)
-
-    def allows(self, what: str, estimate: float, log) -> bool:
-        if estimate <= self.left():
-            return True
-        log(f"SKIP {what}: needs ~{estimate:.0f}s, {self.left():.0f}s left")
-        return False
-
-
-@dataclass
-class Arm:
-    name: str
-    step_seconds: list[float] = field(default_factory=list)
-    peak_gib: float = 0.0
-    latents: torch.Tensor | None = None
-    note: str = ""
-
-    @property
-    def s_per_step(self) -> float:
-        return statistics.median(self.step_seconds) if self.step_seconds else float("nan")
-
-
-def dit_flops(
-    cfg: dict, tokens: int, text_tokens: int = 512, rows: int = 1, per_token_time: bool = False
-) -> float:
-    """FLOPs of one transformer forward over ``rows`` batch rows (formula in the module docstring)."""
-    t = cfg["transformer"]
-    d = t["num_attention_heads"] * t["attention_head_dim"]
-    f, n = t["ffn_dim"], t["num_layers"]
-    patch = t["patch_size"][0] * t["patch_size"][1] * t["patch_size"][2]
-    block = 8 * tokens * d * d + 4 * tokens * tokens * d  # self-attention: projections, scores and values
-    block += 4 * tokens * d * d + 4 * text_tokens * d * d + 4 * tokens * text_tokens * d  # cross-attention
-    block += 4 * tokens * d * f  # feed-forward
-    time_rows = tokens if per_token_time else 1
-    embed = 2 * text_tokens * (t["text_dim"] * d + d * d)  # text embedder
-    embed += 2 * time_rows * (t["freq_dim"] * d + d * d + d * 6 * d)  # time embedder and projection
-    embed += 2 * tokens * d * (t["in_channels"] + t["out_channels"]) * patch  # patch embed and proj_out
-    return float(rows * (n * block + embed))
-
-
-def latent_tokens(cfg: dict, case: Case) -> int:
-    vae, patch = cfg["vae"], cfg["transformer"]["patch_size"]
-    frames = (case.frames - 1) // vae["scale_factor_temporal"] + 1
-    s = vae["scale_factor_spatial"]
-    return (frames // patch[0]) * (case.height // s // patch[1]) * (case.width // s // patch[2])
-
-
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a.float() - b.float()).norm() / b.float().norm())
-
-
-class Bench:
+class Bench(ArmsMixin):
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.device = torch.device("cpu" if args.tiny else "cuda")
@@ -199,99 +128,47 @@ class Bench:
         return tflops
 
     # -- arms ------------------------------------------------------------------------------------------------
-    def steps_total(self) -> int:
-        return self.args.warmup_steps + self.args.timed_steps
-
-    def run_plain(self, pipe, case: Case, x0: torch.Tensor, name: str) -> Arm:
-        """WanPipeline.__call__, stopped after warm-up + timed steps through its own interrupt flag."""
-        arm = Arm(name)
-        stamps: list[float] = []
-
-        def on_step_end(p, i, t, kwargs):
-            self.sync()
-            stamps.append(time.perf_counter())
-            if len(stamps) > self.steps_total():  # stamps[0] is the start
-                p._interrupt = True
-            return kwargs
-
-        self.reset_peak()
-        self.sync()
-        stamps.append(time.perf_counter())
-        out = pipe(
-            prompt=PROMPT,
-            negative_prompt=case.negative_prompt,
-            height=case.height,
-            width=case.width,
-            num_frames=case.frames,
-            num_inference_steps=case.steps,
-            guidance_scale=case.guidance,
-            latents=x0.clone(),
-            output_type="latent",
-            max_sequence_length=case.text_tokens,
-            callback_on_step_end=on_step_end,
-        )
-        # stamps[0] is before the call (it includes text encoding), so the first interval is warm-up anyway.
-        intervals = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
-        arm.step_seconds = intervals[self.args.warmup_steps :]
-        arm.peak_gib = self.peak_gib()
-        arm.latents = out.frames
-        return arm
-
-    def run_loop(self, pipe, case, x0, embeds, options: wan_loop.LoopOptions, name: str) -> Arm:
-        arm = Arm(name)
-        stamps: list[float] = []
-
-        def on_step(i, total, latents):
-            self.sync()
-            stamps.append(time.perf_counter())
-
-        self.reset_peak()
-        self.sync()
-        stamps.append(time.perf_counter())
-        arm.latents = wan_loop.denoise(
-            pipe,
-            prompt_embeds=embeds[0],
-            negative_prompt_embeds=embeds[1],
-            height=case.height,
-            width=case.width,
-            num_frames=case.frames,
-            num_inference_steps=case.steps,
-            guidance_scale=case.guidance,
-            latents=x0.clone(),
-            options=options,
-            on_step=on_step,
-            max_steps=self.steps_total(),
-        )
-        intervals = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
-        arm.step_seconds = intervals[self.args.warmup_steps :]
-        arm.peak_gib = self.peak_gib()
-        return arm
-
     # -- one preset ------------------------------------------------------------------------------------------
     def bench_preset(self, name: str, text_encoder, tokenizer, peak_tflops: float) -> None:
+        # 1. Build the preset's modules on the device and draw the shared initial noise
+        run = self.build_preset(name, text_encoder, tokenizer, peak_tflops)
+        # 2. Text encoding, plain and with the cached negative prompt
+        self.encode_text(run)
+        # 3. Attention backends at this preset's self-attention shape
+        self.probe_attention(run)
+        # 4. Arms at equal steps, most important first
+        self.core_arms(run)
+        # 5. FLOPs of one batched forward, counted by torch
+        if self.args.extras:
+            self.count_flops(run)
+        # 6. VAE decodes (the fp32 one, which the engine and plain both run, may be deferred)
+        self.decodes(run)
+        # 7. The step-distilled variant measured end to end, as a request runs it
+        self.turbo(run, "turbo")
+        # 8. Regional compile (minutes cold; it changes the transformer in place): after every preset's core arms
+        self.defer_compile(run)
+        self.summarize(run)
+
+    def build_preset(self, name: str, text_encoder, tokenizer, peak_tflops: float) -> PresetRun:
         cfg = randmodels.tiny_config(name) if self.args.tiny else randmodels.load_config(name)
         case = (TINY_CASES if self.args.tiny else CASES)[name]
-        res: dict = {"case": case.__dict__, "arms": {}, "build_s": {}}
+        res: dict = {"case": case.__dict__, "arms": {}, "build_s": {}, "turbo": {}}
         self.results["presets"][name] = res
         tokens = latent_tokens(cfg, case)
         expand = cfg["pipeline"]["expand_timesteps"]
         step_flops = 2 * dit_flops(cfg, tokens, case.text_tokens, per_token_time=expand)
         res["tokens"], res["analytic_tflop_per_step"] = tokens, step_flops / 1e12
-        # Until a step is measured, assume 40% of peak to decide what fits.
-        est_step = step_flops / (0.4 * peak_tflops * 1e12)
         self.log(
             f"== {name}: {case.width}x{case.height}x{case.frames}, {tokens} tokens, "
             f"{step_flops / 1e12:.4g} TFLOP/step (analytic)"
         )
-
-        # 1. Build (on the device, random weights)
         transformer, res["build_s"]["transformer"] = self.timed(
             lambda: randmodels.build_transformer(cfg, self.device, self.dtype)
         )
         vae32, res["build_s"]["vae"] = self.timed(
             lambda: randmodels.build_vae(cfg, self.device, torch.float32)
         )
-        plain = randmodels.build_pipeline(
+        pipe = randmodels.build_pipeline(
             cfg,
             device=self.device,
             dtype=self.dtype,
@@ -302,27 +179,23 @@ class Bench:
             vae=vae32,
             experts=1,
         )
-        plain.set_progress_bar_config(disable=True)
+        pipe.set_progress_bar_config(disable=True)
         self.log(
             f"built transformer in {res['build_s']['transformer']:.1f}s, VAE in {res['build_s']['vae']:.1f}s"
         )
         gen = torch.Generator(device="cpu").manual_seed(0)
-        x0 = plain.prepare_latents(
-            1,
-            cfg["transformer"]["in_channels"],
-            case.height,
-            case.width,
-            case.frames,
-            torch.float32,
-            torch.device("cpu"),
-            gen,
-        ).to(self.device)
+        channels = cfg["transformer"]["in_channels"]
+        x0 = pipe.prepare_latents(1, channels, case.height, case.width, case.frames, torch.float32, CPU, gen)
+        # Until a step is measured, assume 40% of peak to decide what fits.
+        est_step = step_flops / (0.4 * peak_tflops * 1e12)
+        return PresetRun(name, cfg, case, res, pipe, transformer, x0.to(self.device), est_step, expand)
 
-        # 2. Text encoding: plain encodes prompt and negative every request; framecast caches the negative
-        cache = wan_loop.NegativePromptCache()
+    def encode_text(self, run: PresetRun) -> None:
+        """Plain encodes the prompt and the negative prompt every request; framecast caches the negative."""
+        cache, case, res = wan_loop.NegativePromptCache(), run.case, run.res
 
         def encode_plain():
-            return plain.encode_prompt(
+            return run.pipe.encode_prompt(
                 PROMPT,
                 case.negative_prompt,
                 do_classifier_free_guidance=True,
@@ -332,7 +205,7 @@ class Bench:
 
         def encode_framecast():
             return wan_loop.encode_prompts(
-                plain,
+                run.pipe,
                 PROMPT,
                 case.negative_prompt,
                 guidance=True,
@@ -342,200 +215,26 @@ class Bench:
             )
 
         encode_plain()  # warm-up
-        embeds, _ = self.timed(encode_framecast)  # fills the cache, as a worker does at start
+        self.timed(encode_framecast)  # fills the cache, as a worker does at start
         _, res["text_encode_plain_s"] = self.timed(encode_plain)
-        embeds, res["text_encode_framecast_s"] = self.timed(encode_framecast)
+        run.embeds, res["text_encode_framecast_s"] = self.timed(encode_framecast)
         self.log(
-            f"text encode: plain {res['text_encode_plain_s']:.3f}s, "
-            f"framecast {res['text_encode_framecast_s']:.3f}s"
+            f"text encode: plain {res['text_encode_plain_s']:.3f}s, framecast {res['text_encode_framecast_s']:.3f}s"
         )
 
-        # 3. Attention backends at this preset's self-attention shape
-        t = cfg["transformer"]
-        shape = (2, tokens, t["num_attention_heads"], t["attention_head_dim"])
+    def probe_attention(self, run: PresetRun) -> None:
+        t = run.cfg["transformer"]
+        shape = (2, run.res["tokens"], t["num_attention_heads"], t["attention_head_dim"])
         probe = self.guarded(
-            "attention probe", lambda: accel.use_fastest_attention([transformer], time_shape=shape)
+            "attention probe", lambda: accel.use_fastest_attention([run.transformer], time_shape=shape)
         )
-        backend = probe[0] if probe else "native"
-        accel.set_attention_backend(transformer, "native")
-        res["attention"] = {p.name: (p.seconds if p.ok else p.detail) for p in (probe[1] if probe else [])}
-        res["attention_backend"] = backend
-        self.log(f"attention probe: {res['attention']} -> {backend}")
-
-        # 4. Arms, most important first
-        arms: dict[str, Arm] = {}
-        n_steps = self.steps_total()
-
-        def est() -> float:
-            measured = [a.s_per_step for a in arms.values() if a.step_seconds]
-            return (min(measured) if measured else est_step) * n_steps * 1.3 + 2
-
-        def arm(arm_name: str, fn) -> None:
-            if self.args.arms is not None and arm_name not in self.args.arms:
-                return
-            if not self.budget.allows(f"{name} arm {arm_name}", est(), self.log):
-                return
-            result = self.guarded(f"{name} arm {arm_name}", fn)
-            if result is not None:
-                arms[arm_name] = result
-                self.log(f"{name} {arm_name}: {result.s_per_step:.3f} s/step, peak {result.peak_gib:.1f} GiB")
-                self.summarize(res, arms, x0)  # keeps what was measured if a later item fails
-
-        full = wan_loop.LoopOptions(batched_cfg=True, uniform_timesteps=True)
-        arm("plain", lambda: self.run_plain(plain, case, x0, "plain"))
-
-        def framecast_arm(arm_name: str = "framecast") -> Arm:
-            accel.set_attention_backend(transformer, backend)
-            accel.fuse_qkv(transformer)
-            try:
-                return self.run_loop(plain, case, x0, embeds, full, arm_name)
-            finally:
-                accel.fuse_qkv(transformer, on=False)
-                accel.set_attention_backend(transformer, "native")
-
-        arm("framecast", framecast_arm)
-
-        def attention_only() -> Arm:
-            accel.set_attention_backend(transformer, backend)
-            try:
-                return self.run_plain(plain, case, x0, "attn")
-            finally:
-                accel.set_attention_backend(transformer, "native")
-
-        if backend != "native":
-            arm("attn", attention_only)
-        arm(
-            "cfg-batch",
-            lambda: self.run_loop(
-                plain,
-                case,
-                x0,
-                embeds,
-                wan_loop.LoopOptions(batched_cfg=True, uniform_timesteps=False),
-                "cfg-batch",
-            ),
-        )
-        if expand:
-            arm(
-                "uniform-t",
-                lambda: self.run_loop(
-                    plain,
-                    case,
-                    x0,
-                    embeds,
-                    wan_loop.LoopOptions(batched_cfg=False, uniform_timesteps=True),
-                    "uniform-t",
-                ),
-            )
-
-        def no_cfg_arm() -> Arm:
-            # What a CFG-free distilled variant (presets.VARIANTS) pays per step: one forward of batch 1.
-            accel.set_attention_backend(transformer, backend)
-            try:
-                return self.run_loop(plain, case, x0, (embeds[0], None), full, "no-cfg")
-            finally:
-                accel.set_attention_backend(transformer, "native")
-
-        if any(v.base == name and v.guidance_scale == 1.0 for v in presets.VARIANTS.values()):
-            arm("no-cfg", no_cfg_arm)
-
-        def fused_only() -> Arm:
-            accel.fuse_qkv(transformer)
-            try:
-                return self.run_plain(plain, case, x0, "fuse-qkv")
-            finally:
-                accel.fuse_qkv(transformer, on=False)
-
-        arm("fuse-qkv", fused_only)
-
-        # 5. FLOPs of one batched forward, counted by torch
-        if self.args.extras and self.budget.allows(f"{name} flop count", est() / n_steps + 2, self.log):
-            res["counted_tflop_per_step"] = self.guarded(
-                "flop count", lambda: self.count_step_flops(plain, case, x0, embeds, backend)
-            )
-            if res["counted_tflop_per_step"]:
-                self.log(
-                    f"flop counter: {res['counted_tflop_per_step']:.4g} TFLOP/step "
-                    f"(analytic {step_flops / 1e12:.4g})"
-                )
-
-        # 6. VAE decode: framecast bf16, plain fp32 (as diffusers' docs load it), and how far apart they are
-        final = arms["framecast"].latents if "framecast" in arms else x0
-        vae16 = randmodels.build_vae(cfg, self.device, self.dtype)
-        fc_pipe = randmodels.with_parts(plain, vae=vae16)
-        video16 = None
-        if self.budget.allows(f"{name} bf16 decode", 4 * est_step + 5, self.log):
-            self.reset_peak()
-            video16, res["decode_bf16_s"] = self.guarded(
-                "bf16 decode",
-                lambda: self.timed(lambda: wan_loop.decode_latents(fc_pipe, final, "pt-raw")),
-                (None, None),
-            )
-            res["decode_bf16_peak_gib"] = self.peak_gib()
-            self.log(
-                f"{name} VAE decode bf16: {res['decode_bf16_s']}s, peak {res['decode_bf16_peak_gib']:.1f} GiB"
-            )
-
-        def decode_fp32() -> None:
-            self.reset_peak()
-            video32, res["decode_fp32_s"] = self.guarded(
-                "fp32 decode",
-                lambda: self.timed(lambda: wan_loop.decode_latents(plain, final, "pt-raw")),
-                (None, None),
-            )
-            res["decode_fp32_peak_gib"] = self.peak_gib()
-            if video16 is not None and video32 is not None:
-                res["decode_bf16_vs_fp32_rel_err"] = rel_err(video16, video32)
-            self.log(
-                f"{name} VAE decode fp32: {res['decode_fp32_s']}s, bf16 vs fp32 rel err "
-                f"{res.get('decode_bf16_vs_fp32_rel_err')}"
-            )
-
-        # The fp32 decode only serves the plain arm's end-to-end figure: after every preset's core arms.
-        fp32_estimate = 3 * (res.get("decode_bf16_s") or 4 * est_step) + 5
-        if self.args.extras:
-            self.deferred.append((0, f"{name} fp32 decode", lambda: fp32_estimate, decode_fp32))
-
-        def decode_channels_last() -> None:
-            accel.channels_last_3d(vae16)
-            self.reset_peak()
-            video, res["decode_bf16_cl3d_s"] = self.timed(
-                lambda: wan_loop.decode_latents(
-                    fc_pipe, final.contiguous(memory_format=torch.channels_last_3d), "pt-raw"
-                )
-            )
-            res["decode_bf16_cl3d_peak_gib"] = self.peak_gib()
-            if video16 is not None:
-                res["decode_cl3d_vs_bf16_rel_err"] = rel_err(video, video16)
-            self.log(
-                f"{name} VAE decode bf16 channels-last: {res['decode_bf16_cl3d_s']:.2f}s, rel err vs "
-                f"bf16 {res.get('decode_cl3d_vs_bf16_rel_err')}"
-            )
-
-        bf16_estimate = (res.get("decode_bf16_s") or 4 * est_step) * 1.5 + 5
-        if self.args.extras:
-            self.deferred.append(
-                (2, f"{name} channels-last decode", lambda: bf16_estimate, decode_channels_last)
-            )
-
-        # 7. Optional: regional compile, deferred until every preset has had its core arms (it can take
-        # minutes cold, and it changes the transformer in place)
-        wants_compile = self.args.arms is None or "+compile" in self.args.arms
-        if self.args.compile and wants_compile and name in self.args.compile_presets:
-
-            def compiled() -> Arm:
-                accel.compile_transformer(transformer, backend=self.args.compile_backend)
-                start = time.perf_counter()
-                result = framecast_arm("+compile")
-                res["compile_first_steps_s"] = time.perf_counter() - start
-                return result
-
-            def deferred() -> None:
-                arm("+compile", compiled)
-                self.summarize(res, arms, x0)
-
-            self.deferred.append((1, f"{name} compile", lambda: self.args.compile_estimate + est(), deferred))
-        self.summarize(res, arms, x0)
+        run.backend = probe[0] if probe else "native"
+        accel.set_attention_backend(run.transformer, "native")
+        run.res["attention"] = {
+            p.name: (p.seconds if p.ok else p.detail) for p in (probe[1] if probe else [])
+        }
+        run.res["attention_backend"] = run.backend
+        self.log(f"attention probe: {run.res['attention']} -> {run.backend}")
 
     def save(self) -> str:
         """Write the tables and JSON so far: a run cut short by its timeout still leaves its numbers."""
@@ -546,16 +245,17 @@ class Bench:
             (self.out / "bench.md").write_text(table + "\n")
         return table
 
-    def summarize(self, res: dict, arms: dict[str, Arm], x0: torch.Tensor) -> None:
+    def summarize(self, run: PresetRun) -> None:
         """Agreement with plain at equal steps, and the arms as plain data for the tables and the JSON."""
+        arms, x0 = run.arms, run.x0
         if "plain" in arms:
             base = arms["plain"].latents
             for a in arms.values():
-                if a.name == "no-cfg":
+                if a.name in NO_CFG_ARMS:
                     a.note = "n/a (no CFG)"
                 elif a.latents is not None and a is not arms["plain"]:
                     a.note = f"{rel_err(a.latents, base):.1e} / {rel_err(a.latents - x0, base - x0):.1e}"
-        res["arms"] = {
+        run.res["arms"] = {
             k: {
                 "s_per_step": a.s_per_step,
                 "steps": a.step_seconds,
@@ -565,29 +265,6 @@ class Bench:
             for k, a in arms.items()
         }
         self.save()
-
-    def count_step_flops(self, pipe, case, x0, embeds, backend) -> float:
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-        from torch.utils.flop_counter import FlopCounterMode
-
-        transformer = pipe.transformer
-        expand = pipe.config.expand_timesteps
-        t = torch.tensor(999.0, device=self.device)
-        timestep = t.expand(2)
-        if expand:
-            timestep = torch.full((2, latent_tokens_of(x0, transformer)), 999.0, device=self.device)
-        x = torch.cat([x0, x0]).to(self.dtype)
-        context = torch.cat(embeds).to(self.dtype)
-        counter = FlopCounterMode(display=False)
-        # CPU SDPA runs a fused kernel flop_counter does not know; the math path is counted op by op.
-        kernel = sdpa_kernel([SDPBackend.MATH]) if self.device.type == "cpu" else contextlib.nullcontext()
-        accel.set_attention_backend(transformer, "native" if self.device.type == "cpu" else backend)
-        try:
-            with counter, kernel, torch.no_grad():
-                transformer(x, timestep, context, return_dict=False)
-        finally:
-            accel.set_attention_backend(transformer, "native")
-        return counter.get_total_flops() / 1e12
 
     # -- whole run -------------------------------------------------------------------------------------------
     def run(self) -> dict:
@@ -633,97 +310,19 @@ class Bench:
         return self.results
 
 
-def latent_tokens_of(latents: torch.Tensor, transformer) -> int:
-    p = transformer.config.patch_size
-    return (latents.shape[2] // p[0]) * (latents.shape[3] // p[1]) * (latents.shape[4] // p[2])
-
-
-def format_tables(results: dict) -> str:
-    peak = results.get("peak_tflops") or float("nan")
-    env = results.get("env", {})
-    lines = [
-        f"card: {env.get('device')}; torch {env.get('torch')}, diffusers {env.get('diffusers')}, "
-        f"transformers {env.get('transformers')}; measured bf16 matmul peak {peak:.0f} TFLOP/s; "
-        f"{env.get('date')}",
-        "s/step: median of the timed steps after warm-up (CFG on: 2 transformer forwards' worth per step, "
-        "except no-cfg). DiT TFLOP/s: analytic FLOPs of the plain pipeline's step / s/step.",
-        "rel err vs plain at equal steps: latents / update (latents - initial noise).",
-        "",
-        "| preset | arm | s/step | speed-up | DiT TFLOP/s (analytic) | % of peak | peak GiB "
-        "| rel err vs plain |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name, res in results.get("presets", {}).items():
-        arms = res.get("arms", {})
-        base = arms.get("plain", {}).get("s_per_step")
-        for arm_name, a in arms.items():
-            sps = a["s_per_step"]
-            forwards = 1 if arm_name == "no-cfg" else 2  # the analytic count is per step with CFG
-            work = res["analytic_tflop_per_step"] * forwards / 2
-            tflops = work / sps if sps == sps and sps > 0 else float("nan")
-            speed = f"{base / sps:.2f}x" if base and sps == sps else "-"
-            lines.append(
-                f"| {name} | {arm_name} | {sps:.3f} | {speed} | {tflops:.0f} | {100 * tflops / peak:.0f}% | "
-                f"{a['peak_gib']:.1f} | {a['rel_err'] or '-'} |"
-            )
-    lines += [
-        "",
-        "| preset | text enc plain / fc (s) | VAE decode fp32 / bf16 / bf16 NDHWC (s) | "
-        "bf16 vs fp32 decode rel err | "
-        "end-to-end plain / framecast (s, extrapolated) | speed-up | TFLOP/step analytic / counted | "
-        "build transformer / VAE (s) |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name, res in results.get("presets", {}).items():
-        arms, steps = res.get("arms", {}), res["case"]["steps"]
-        plain_e2e = fc_e2e = None
-        dec32, dec16 = res.get("decode_fp32_s"), res.get("decode_bf16_s")
-        dec_fc = min(d for d in (dec16, res.get("decode_bf16_cl3d_s")) if d) if dec16 else None
-        if "plain" in arms and (dec32 or dec16) and "text_encode_plain_s" in res:
-            plain_e2e = res["text_encode_plain_s"] + steps * arms["plain"]["s_per_step"] + (dec32 or dec16)
-        best = min((a["s_per_step"] for k, a in arms.items() if k in ("framecast", "+compile")), default=None)
-        if best and dec16 and "text_encode_framecast_s" in res:
-            fc_e2e = res["text_encode_framecast_s"] + steps * best + dec_fc
-        speed = f"{plain_e2e / fc_e2e:.2f}x" if plain_e2e and fc_e2e else "-"
-        counted = res.get("counted_tflop_per_step")
-        lines.append(
-            f"| {name} | {_f(res.get('text_encode_plain_s'), '.3f')} / "
-            f"{_f(res.get('text_encode_framecast_s'), '.3f')} | "
-            f"{_f(dec32)} / {_f(dec16)} / {_f(res.get('decode_bf16_cl3d_s'))} | "
-            f"{_f(res.get('decode_bf16_vs_fp32_rel_err'), '.1e')} | "
-            f"{_f(plain_e2e, '.1f')} / {_f(fc_e2e, '.1f')} ({steps} steps) | {speed} | "
-            f"{res['analytic_tflop_per_step']:.4g} / {_f(counted, '.4g')} | "
-            f"{res['build_s'].get('transformer', 0):.1f} / {res['build_s'].get('vae', 0):.1f} |"
-        )
-        for variant in presets.VARIANTS.values():
-            no_cfg, dec = arms.get("no-cfg", {}).get("s_per_step"), res.get("decode_bf16_s")
-            if variant.base == name and variant.guidance_scale == 1.0 and no_cfg and dec:
-                turbo = res["text_encode_framecast_s"] + variant.steps * no_cfg + dec
-                lines.append(
-                    f"|  | {variant.name} ({variant.steps} steps, no CFG, extrapolated): "
-                    f"{turbo:.1f} s end to end |||||||"
-                )
-        if "attention" in res:
-            lines.append(
-                f"|  | attention probe ({res['attention_backend']} chosen): "
-                + ", ".join(
-                    f"{k}={_f(v, '.4f') if isinstance(v, float) else 'n/a'}"
-                    for k, v in res["attention"].items()
-                )
-                + " |||||||"
-            )
-    if results.get("skipped"):
-        lines += ["", "skipped: " + "; ".join(results["skipped"])]
-    if results.get("errors"):
-        lines += ["errors (tracebacks in the log): " + "; ".join(results["errors"])]
-    return "\n".join(lines)
-
-
-def _f(value, spec: str = ".2f") -> str:
-    return "-" if value is None else format(value, spec)
-
-
-ARMS = ("plain", "framecast", "attn", "cfg-batch", "uniform-t", "no-cfg", "fuse-qkv", "+compile")
+ARMS = (
+    "plain",
+    "framecast",
+    "attn",
+    "cfg-batch",
+    "uniform-t",
+    "no-cfg",
+    "fuse-qkv",
+    "fp8",
+    "turbo",
+    "+compile",
+    "+compile+fp8",
+)
 
 
 def _arm_list(value: str) -> tuple[str, ...]:
@@ -748,6 +347,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--compile", action="store_true", help="also time the framecast arm after regional compile"
     )
     parser.add_argument("--compile-backend", default="inductor")
+    parser.add_argument(
+        "--compile-mode",
+        help="torch.compile mode: default, max-autotune-no-cudagraphs (autotuned GEMMs), reduce-overhead or "
+        "max-autotune (with CUDA graphs)",
+    )
     parser.add_argument("--compile-presets", nargs="+", default=["wan2.2-ti2v-5b"], choices=list(CASES))
     parser.add_argument(
         "--compile-estimate", type=float, default=120.0, help="seconds a cold compile may take"

@@ -2,9 +2,11 @@
 # The one GPU call for issues 3 and 6, run from the repository root on the lent machine:
 #   carry: [".whl"]   command: bash bench/gpu_run.sh   timeout_s: 540   (about 7 minutes of run time)
 # Narrowed rerun: SKIP_SMOKE=1 and BENCH_ARGS="--arms plain,framecast,+compile --no-extras ..." (see gpu_bench -h).
-# Installs the carried wheels (diffusers and pydantic, which the image lacks) into /tmp/site, then runs the smoke
-# check and the side-by-side benchmark, each under its own time budget. Full logs and JSON go to $OUT; the two
-# tables are printed last.
+# Installs the carried wheels (diffusers, pydantic and PyAV, which the image lacks) into /tmp/site, then runs the
+# engine's CUDA tests, the smoke check and the side-by-side benchmark, each under its own time budget. Full logs and
+# JSON go to $OUT; the tables are printed last.
+# The issue-6 rerun (docs/benchmarks.md, "Next GPU run"): SKIP_SMOKE=1 BENCH_BUDGET=420 BENCH_ARGS="--presets
+#   wan2.2-ti2v-5b --arms plain,framecast,fp8,turbo,+compile,+compile+fp8 --compile --no-extras --timed-steps 2"
 set -uo pipefail
 OUT=${OUT:-/tmp/framecast-gpu}
 mkdir -p "$OUT"
@@ -21,6 +23,15 @@ fi
 export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv 2>&1 | tee "$OUT/gpu.txt"
 python3 -c "import torch, diffusers, transformers; print('torch', torch.__version__, 'diffusers', diffusers.__version__, 'transformers', transformers.__version__)"
+
+# The engine's CUDA tests (placement, offload modes, FP8), without conftest: the image has no SQLAlchemy or FastAPI.
+# SKIP_CUDA_TESTS=1 leaves them out.
+if [ -z "${SKIP_CUDA_TESTS:-}" ]; then
+  timeout 150 python3 -m pytest --noconftest -p no:cacheprovider -q -o addopts="" tests/engine/test_cuda.py \
+    >"$OUT/cuda_tests.log" 2>&1
+  echo "test_cuda exit $?"
+  tail -5 "$OUT/cuda_tests.log"
+fi
 
 # A budget overrun is cut by timeout, 30 s after the script's own budget, so the benchmark always gets its turn.
 # SKIP_SMOKE=1 runs the benchmark only (a narrowed rerun).
