@@ -69,6 +69,8 @@ class Settings:
     # Regional torch.compile of Wan's transformer blocks on CUDA: faster steps, minutes of warm-up at start-up
     # (the default request's size; other sizes compile on their first request).
     compile: bool = False
+    # Which shapes compile at start-up (engine/buckets.py): default (16:9), all, or aspect ratios "16:9,9:16".
+    compile_warmup: str = "default"
     # FP8 (e4m3) matmuls in the transformer blocks on CUDA >= 8.9 (engine/fp8.py): faster, and it changes the
     # video a little, so it is opt-in.
     fp8: bool = False

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from framecast.config import Settings
-from framecast.engine import accel, fp8, presets, tiny, wan_loop, weights
+from framecast.engine import accel, buckets, fp8, presets, tiny, wan_loop, weights
 from framecast.engine.base import RenderContext, RenderResult
 from framecast.engine.creative import Creative, joint_soundtrack, shot_plans, shots_output
 from framecast.engine.encode import encode_mp4
@@ -86,6 +86,7 @@ class DiffusersEngine:
         self._i2v: Any = None
         self._negatives = wan_loop.NegativePromptCache()  # the preset's default negative prompt, encoded once
         self.creative: Creative | None = None  # creative.py: thinking_type, shots, style (LoRA), audio stage
+        self.compiled = False  # FRAMECAST_COMPILE: transformer blocks compiled, shots in frame buckets
 
     # Loading
     def load(self) -> None:
@@ -170,20 +171,51 @@ class DiffusersEngine:
         )
         if self.settings.fp8:
             self._quantize(experts)
-        if not self.settings.compile:
-            return
+        if self.settings.compile:
+            self._compile(experts)
+
+    def _compile(self, experts: list[Any], backend: str = "inductor") -> dict:
+        """Compile the transformer blocks and warm the shapes ``FRAMECAST_COMPILE_WARMUP`` names (buckets.py)
+        now, at start-up; a bucket that was not warmed compiles on its first request. Returns seconds per
+        shape."""
+        shapes = buckets.warmup_shapes(self.preset, self.settings.compile_warmup)  # a bad setting fails first
         for expert in experts:
-            accel.compile_transformer(expert)
-        # A new shape recompiles (minutes): compile the default request's generation size now, at start-up.
+            accel.compile_transformer(expert, backend=backend)
+        # One graph per shape, batch (CFG or not) and call (text-to-video, image-to-video continuation): past
+        # dynamo's default limit of 8 it would silently run the blocks uncompiled.
+        every_shape = 2 * len(buckets.warmup_shapes(self.preset, "all"))
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, every_shape + 8)
+        self.compiled = True
+        seconds = accel.warm_up(lambda w, h, f: self._warm_shape(experts, w, h, f), shapes)
+        logger.info("compiled %s's transformer blocks; warm-up (s per shape): %s", self.name, seconds)
+        return seconds
+
+    def _warm_shape(self, experts: list[Any], width: int, height: int, frames: int) -> None:
+        """One denoising step at this shape through each expert, and one continuation step for "chain"."""
         plan = make_plan(TextToVideoInput.model_validate({"prompt": "warm-up"}), self.preset)
+        sized = dataclasses.replace(plan, gen_width=width, gen_height=height, gen_frames=frames)
+        first = self.pipe.transformer
+        with torch.inference_mode():
+            for expert in experts:  # step 1 runs pipe.transformer: make each expert that, in turn
+                self.pipe.transformer = expert
+                try:
+                    self.wan_latents(sized, None, max_steps=1)
+                finally:
+                    self.pipe.transformer = first
+            if self.preset.extend == "chain" and frames == buckets.frame_buckets(self.preset)[-1]:
+                self._continuation()(**self._continuation_warm_kwargs(sized))
 
-        def one_step(width: int, height: int, frames: int) -> None:
-            sized = dataclasses.replace(plan, gen_width=width, gen_height=height, gen_frames=frames)
-            with torch.inference_mode():
-                self.wan_latents(sized, None, max_steps=1)
+    def _continuation_warm_kwargs(self, plan: RenderPlan) -> dict[str, Any]:
+        """Arguments for one step of the image-to-video continuation at ``plan``'s size (then it stops)."""
+        from PIL import Image
 
-        seconds = accel.warm_up(one_step, [(plan.gen_width, plan.gen_height, plan.gen_frames)])
-        logger.info("compiled %s's transformer blocks; warm-up took %s", self.name, seconds)
+        def stop_after_one(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+            pipe._interrupt = True
+            return tensors
+
+        kwargs = self.call_kwargs(plan, _WarmUpContext())
+        image = Image.new("RGB", (plan.gen_width, plan.gen_height))
+        return {**kwargs, "image": image, "callback_on_step_end": stop_after_one, "output_type": "latent"}
 
     def _quantize(self, experts: list[Any]) -> None:
         """FP8 matmuls in the transformer blocks (``FRAMECAST_FP8=1``; opt-in, it changes the video a little)."""
@@ -212,6 +244,8 @@ class DiffusersEngine:
     def render_plan(self, plan: RenderPlan, ctx: RenderContext, out_path: Path) -> RenderResult:
         # 1. Denoise and decode, shot by shot (one shot unless multi-clip; hard cuts between shots)
         plans = shot_plans(plan, self.preset)
+        if self.compiled:  # a compiled transformer generates shots in frame buckets, not at every length
+            plans = [buckets.bucketed(p, self.preset) for p in plans]
         total, done, clips = sum(p.steps * p.segments for p in plans), 0, []
         for shot_plan in plans:  # steps count across shots, so progress never goes backwards
             clips.append((self.generate(shot_plan, ctx, steps_done=done, steps_total=total), shot_plan))
@@ -442,3 +476,16 @@ def _loop_callback(ctx: RenderContext, done: int, total: int) -> wan_loop.StepCa
         _step_done(ctx, done + step + 1, total)
 
     return on_step
+
+
+class _WarmUpContext:
+    """The render context of a warm-up step: it logs nothing and never stops."""
+
+    def log(self, message: str, level: str = "INFO") -> None:
+        pass
+
+    def progress(self, step: int, total: int) -> None:
+        pass
+
+    def should_stop(self) -> str | None:
+        return None
