@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -179,6 +180,12 @@ class DiffusersEngine:
         now, at start-up; a bucket that was not warmed compiles on its first request. Returns seconds per
         shape."""
         shapes = buckets.warmup_shapes(self.preset, self.settings.compile_warmup)  # a bad setting fails first
+        # Inductor's compiled kernels persist under the data folder (not /tmp), so a restarted worker finds
+        # them: its warm-up takes seconds, not the cold compile's minutes.
+        cache = os.environ.setdefault(
+            "TORCHINDUCTOR_CACHE_DIR", str(Path(self.settings.data_dir) / "compile-cache")
+        )
+        logger.info("compile cache: %s", cache)
         for expert in experts:
             accel.compile_transformer(expert, backend=backend)
         # One graph per shape, batch (CFG or not) and call (text-to-video, image-to-video continuation): past

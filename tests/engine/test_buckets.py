@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
 import torch
@@ -63,11 +64,18 @@ def counted_graphs():
     torch._dynamo.config.recompile_limit = limit
 
 
-def test_a_compiled_engine_warms_its_shapes_at_start_and_renders_them_without_compiling(counted_graphs, tmp_path):
+def test_a_compiled_engine_warms_its_shapes_at_start_and_renders_them_without_compiling(
+    counted_graphs, tmp_path, monkeypatch
+):
     graphs, backend = counted_graphs
-    engine = DiffusersEngine(get_preset("tiny-wan"), Settings(device="cpu", compile_warmup="1:1"))
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    settings = Settings(device="cpu", compile_warmup="1:1", data_dir=tmp_path / "data")
+    engine = DiffusersEngine(get_preset("tiny-wan"), settings)
     engine.load()
     seconds = engine._compile([engine.pipe.transformer], backend=backend)
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(
+        tmp_path / "data" / "compile-cache"
+    )  # kept on restart
     assert list(seconds) == [(80, 80, 81)] and engine.compiled
     warmed = len(graphs)
     assert warmed >= 1
