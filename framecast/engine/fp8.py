@@ -57,11 +57,14 @@ class Fp8Linear(nn.Module):
         self.register_buffer("weight_scale", scale.t().contiguous())  # (1, out)
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach(), requires_grad=False)
         self.original = [linear]  # a list, so the bf16 layer is neither a submodule nor saved with the model
+        # Decided once, where the layer is built (on its GPU): a device query inside forward would break the
+        # compiled graph (regional compile runs with fullgraph=True).
+        self.tensor_cores = fp8_matmul_supported(linear.weight.device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, self.in_features)
         values, scale = _rowwise(rows)
-        if fp8_matmul_supported(x.device):
+        if self.tensor_cores and x.is_cuda:
             out = torch._scaled_mm(
                 values,
                 self.weight_fp8.t(),  # column-major, as the kernel wants its second operand

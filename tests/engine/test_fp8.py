@@ -73,3 +73,21 @@ def test_fp8_is_reported_and_ignored_where_it_cannot_run_and_refused_with_style_
     styled = DiffusersEngine(get_preset("tiny-wan"), Settings(device="cpu", fp8=True, style_loras="anime=/x"))
     with pytest.raises(ConfigError, match="cannot be combined with FRAMECAST_STYLE_LORAS"):
         styled._quantize([engine.pipe.transformer])
+
+
+def test_fp8_blocks_compile_as_whole_graphs():
+    from framecast.engine import accel
+
+    transformer = randmodels.build_transformer(randmodels.tiny_config("wan2.1-t2v-1.3b"), CPU, torch.float32)
+    gen = torch.Generator().manual_seed(2)
+    x, context = torch.randn(1, 16, 3, 16, 16, generator=gen), torch.randn(1, 8, 32, generator=gen)
+    t = torch.tensor([300.0])
+    fp8.quantize_linears(transformer)
+    torch._dynamo.reset()
+    try:
+        with torch.no_grad():
+            eager = transformer(x, t, context, return_dict=False)[0]
+            accel.compile_transformer(transformer, backend="eager")  # fullgraph=True: a graph break fails
+            assert torch.allclose(transformer(x, t, context, return_dict=False)[0], eager, atol=1e-6)
+    finally:
+        torch._dynamo.reset()
