@@ -46,7 +46,12 @@ class Settings:
 
     data_dir: Path = Path("./data")
     database_url: str = ""  # default: sqlite:///<data_dir>/framecast.db
-    storage_url: str = ""  # default: file://<data_dir>/files
+    storage_url: str = ""  # default: file://<data_dir>/files; or s3://bucket/prefix
+    storage_public_url: str = (
+        ""  # s3: a public base URL for the bucket (or its CDN); default: presigned redirects
+    )
+    s3_endpoint_url: str = ""  # s3: a store other than AWS (MinIO, R2, Ceph, ...)
+    s3_url_seconds: int = 3600  # s3: how long a presigned download URL stays valid after its redirect
     public_url: str = ""  # base URL for output links; default: the request's own host
     host: str = "127.0.0.1"
     port: int = 8000

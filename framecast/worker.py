@@ -37,7 +37,7 @@ from framecast.jobs.store import (
     JobStore,
 )
 from framecast.schema import File, TextToVideoInput, TextToVideoOutput
-from framecast.storage import Storage, new_output_key, open_storage
+from framecast.storage import Storage, new_output_key, storage_for
 
 __all__ = ["JobContext", "Worker", "run_worker"]
 
@@ -275,7 +275,7 @@ def run_worker(
     # 1. Open the queue and the file store.
     store = JobStore.open(settings.database_url, max_attempts=settings.max_attempts)
     try:
-        storage = open_storage(settings.storage_url)
+        storage = storage_for(settings)
         # 2. Load the model once; it stays warm for every job.
         try:
             engine = (engine_factory or _default_engine)(settings)

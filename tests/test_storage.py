@@ -88,11 +88,10 @@ def test_delete_removes_the_file_and_its_private_folder_but_never_the_root(
     assert (tmp_path / "files").is_dir()
 
 
-def test_open_storage_reads_file_urls_and_refuses_s3_for_now(tmp_path: Path) -> None:
+def test_open_storage_reads_file_urls_and_refuses_unknown_schemes(tmp_path: Path) -> None:
     storage = open_storage(f"file://{tmp_path / 'out'}")
 
     assert isinstance(storage, LocalStorage) and storage.root == (tmp_path / "out").resolve()
-    with pytest.raises(ConfigError, match="not implemented yet"):
-        open_storage("s3://bucket/prefix")
+    assert storage.redirect_url("any/key.mp4") is None  # local files are served, not redirected to
     with pytest.raises(ConfigError, match="unknown scheme"):
         open_storage("ftp://host/x")

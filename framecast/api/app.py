@@ -24,7 +24,7 @@ from framecast.api.service import RequestService
 from framecast.config import Settings
 from framecast.jobs.store import JobStore
 from framecast.schema import ENDPOINT_ID, TextToVideoInput
-from framecast.storage import Storage, open_storage
+from framecast.storage import Storage, storage_for
 from framecast.webhooks import WebhookDispatcher
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def create_app(settings: Settings, store: JobStore | None = None, storage: Stora
     # 1. Collaborators: the ones passed in belong to the caller, the ones opened here to the app.
     owns_store = store is None
     store = store or JobStore.open(settings.database_url, max_attempts=settings.max_attempts)
-    storage = storage or open_storage(settings.storage_url)
+    storage = storage or storage_for(settings)
     webhooks = WebhookDispatcher(store, settings)
 
     # 2. The app and its state.

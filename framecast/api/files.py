@@ -1,22 +1,28 @@
-"""Output files: ``GET /files/{key}`` with HTTP Range (206 / 416), so browsers and players can seek."""
+"""Output files: ``GET /files/{key}`` with HTTP Range (206 / 416), so browsers and players can seek; a file in
+an S3 bucket is a 307 redirect to a presigned URL made for this request."""
 
 from __future__ import annotations
 
 import mimetypes
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from framecast.errors import NotFoundError
 
 
-def get_file(key: str, request: Request) -> FileResponse:
+def get_file(key: str, request: Request) -> Response:
     # An expired file is gone even before housekeeping has deleted it.
     if key in request.app.state.store.expired_files():
         raise NotFoundError("File not found")
-    path = request.app.state.storage.local_path(key)
+    storage = request.app.state.storage
+    path = storage.local_path(key)
     if path is None:
-        raise NotFoundError("File not found")
+        # A bucket's file: a fresh presigned URL, so the link in a result outlives any signature.
+        target = storage.redirect_url(key)
+        if target is None:
+            raise NotFoundError("File not found")
+        return RedirectResponse(target, status_code=307)
     media_type = "video/mp4" if key.endswith(".mp4") else mimetypes.guess_type(key)[0]
     return FileResponse(path, media_type=media_type or "application/octet-stream")
 
