@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
 from framecast.api import files, meta, playground, queue, sync
 from framecast.api.auth import KeyChecker
 from framecast.api.errors import install_error_handlers
 from framecast.api.middleware import BodyLimit, RequestBoundary
+from framecast.api.protocol import REQUEST_ID_HEADER
 from framecast.api.proxy import PROXY_PATH, FalProxy
 from framecast.api.service import RequestService
 from framecast.config import Settings
@@ -63,6 +65,15 @@ def create_app(settings: Settings, store: JobStore | None = None, storage: Stora
     app.add_middleware(FalProxy)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestBoundary)
+    if settings.cors_origins:  # browsers on other origins (a web app calling the API directly)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=[o.strip() for o in settings.cors_origins.split(",") if o.strip()],
+            allow_methods=["GET", "HEAD", "POST", "PUT", "OPTIONS"],
+            allow_headers=["*"],  # Authorization, Content-Type and fal's X-Fal-* headers
+            expose_headers=[REQUEST_ID_HEADER, "Content-Range", "Accept-Ranges", "Content-Length"],
+            max_age=600,
+        )
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app
 
