@@ -121,7 +121,7 @@ class Worker:
                 logger.exception("worker loop error")
                 worked = False
             if not worked:
-                stop.wait(self.settings.poll_seconds)
+                self.store.wait_for_work(self.settings.poll_seconds, stop)
 
     def run_once(self, stop: threading.Event | None = None) -> bool:
         """Housekeeping when due, then claim and process one job; returns whether there was one."""

@@ -2,12 +2,14 @@
 
 SQLite runs in WAL mode so readers never wait; writes take the lock up front (``BEGIN IMMEDIATE``) so two
 processes never deadlock upgrading a read lock, and wait up to the busy timeout instead of failing.
-PostgreSQL claims rows with ``FOR UPDATE SKIP LOCKED`` (``Database.lock_rows``).
+PostgreSQL claims rows with ``FOR UPDATE SKIP LOCKED`` (``Database.lock_rows``) and wakes idle workers with
+``LISTEN``/``NOTIFY`` (``wake_workers``, ``wait_for_work``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -21,8 +23,11 @@ from sqlalchemy import Connection, Engine, Select, create_engine, event, make_ur
 
 from framecast.errors import ConfigError
 
+logger = logging.getLogger(__name__)
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_POOL_SIZE = 48
+JOBS_CHANNEL = "framecast_jobs"  # PostgreSQL: NOTIFY on it when a job becomes claimable
 
 
 def utcnow() -> datetime:
@@ -35,6 +40,8 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._skip_locked = engine.dialect.name == "postgresql"
+        self._notify = engine.dialect.name == "postgresql"
+        self._listener: Any = None  # wait_for_work's LISTEN connection, opened on first use
         # SQLite has one writer at a time. Threads of one process queue here, in order, instead of in SQLite's
         # busy handler, which sleeps 1, 2, 5 ... 100 ms between tries and made writes under load wait 100+ ms.
         self._write_lock: threading.Lock | nullcontext = (
@@ -48,7 +55,45 @@ class Database:
         return self._engine.dialect.name == "sqlite"
 
     def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
         self._engine.dispose()
+
+    def wake_workers(self, conn: Connection) -> None:
+        """Tell waiting workers a job became claimable (PostgreSQL ``NOTIFY``, delivered when ``conn``'s
+        transaction commits); SQLite workers poll, which costs a file read."""
+        if self._notify:
+            conn.exec_driver_sql(f"NOTIFY {JOBS_CHANNEL}")
+
+    def wait_for_work(self, timeout: float, stop: threading.Event) -> None:
+        """Return when a job may be claimable, after ``timeout`` at most, or at once if ``stop`` is set.
+
+        On PostgreSQL a worker sleeps on ``LISTEN`` and wakes at the enqueue's commit, so a job starts within
+        milliseconds however long the poll interval; elsewhere it is a plain wait of ``timeout``.
+        """
+        if not self._notify or stop.is_set():
+            stop.wait(timeout)
+            return
+        try:
+            listener = self._listen()
+            for _ in listener.notifies(timeout=timeout, stop_after=1):
+                pass
+        except Exception as exc:  # noqa: BLE001 - a lost listener must not stop the worker: poll, reconnect later
+            logger.warning("LISTEN %s failed (%s); polling", JOBS_CHANNEL, exc)
+            if self._listener is not None:
+                self._listener.close()
+            self._listener = None
+            stop.wait(timeout)
+
+    def _listen(self) -> Any:
+        """A dedicated autocommit connection LISTENing on the jobs channel (outside the pool: it stays idle)."""
+        if self._listener is None or self._listener.closed:
+            import psycopg
+
+            url = self._engine.url.set(drivername="postgresql")
+            self._listener = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
+            self._listener.execute(f"LISTEN {JOBS_CHANNEL}")
+        return self._listener
 
     def lock_rows(self, query: Select) -> Select:
         """A claim's SELECT: on PostgreSQL, lock the row and skip rows other claimers hold."""

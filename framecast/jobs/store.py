@@ -117,6 +117,7 @@ class JobStore(WebhookOutbox):
                     start_deadline=deadline,
                 )
             )
+            self.wake_workers(conn)
             return load_job(conn, job_id)  # type: ignore[return-value]
 
     def get(self, job_id: str) -> Job | None:
@@ -194,6 +195,7 @@ class JobStore(WebhookOutbox):
             )
             if released:
                 self._log(conn, job_id, "The worker stopped; the request is back in the queue.", "WARN")
+                self.wake_workers(conn)
             return released
 
     def cancel(self, job_id: str) -> CancelOutcome:
@@ -238,6 +240,8 @@ class JobStore(WebhookOutbox):
             ).all()
             for row in rows:
                 changed += self._recover(conn, row)
+            if rows:
+                self.wake_workers(conn)  # recovered jobs are back in line
             return changed
 
     def forget_payloads(self, job_id: str) -> bool:

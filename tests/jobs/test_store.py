@@ -436,3 +436,34 @@ def test_the_sqlite_database_is_in_wal_mode_and_shared_between_stores(tmp_path: 
 def test_an_in_memory_database_is_refused_because_processes_could_not_share_it() -> None:
     with pytest.raises(ConfigError, match="share"):
         JobStore.open("sqlite://")
+
+
+def test_an_idle_worker_waiting_for_work_wakes_when_a_job_becomes_claimable(
+    store: JobStore, database_url: str
+) -> None:
+    waiter = JobStore.open(database_url)
+    stop = threading.Event()
+    try:
+        if not database_url.startswith("postgresql"):
+            started = time.monotonic()
+            waiter.wait_for_work(0.05, stop)  # SQLite: workers poll
+            assert time.monotonic() - started >= 0.05
+            stop.set()
+            started = time.monotonic()
+            waiter.wait_for_work(30, stop)  # a stopping worker does not wait
+            assert time.monotonic() - started < 5
+            return
+        waiter.wait_for_work(0.01, stop)  # opens the LISTEN connection, as a worker's first idle wait does
+        for make_claimable in (
+            lambda: store.enqueue(new_job()),
+            lambda: store.release(store.claim("w", 30).id, 1),  # type: ignore[union-attr]
+        ):
+            woke = threading.Event()
+            thread = threading.Thread(target=lambda: (waiter.wait_for_work(30, stop), woke.set()))
+            thread.start()
+            time.sleep(0.2)
+            make_claimable()
+            assert woke.wait(10)  # woken by the NOTIFY at commit, long before the 30 s timeout
+            thread.join()
+    finally:
+        waiter.close()
