@@ -45,7 +45,7 @@ class Log(list):
         self.append(message)
 
 
-def variant_engine(monkeypatch, variant) -> Any:
+def variant_engine(monkeypatch, variant, **settings: Any) -> Any:
     """A loaded CPU engine for a test-only variant (``presets.Variant``) of a tiny preset."""
     from framecast.engine import presets
     from framecast.engine.pipeline import DiffusersEngine
@@ -60,7 +60,7 @@ def variant_engine(monkeypatch, variant) -> Any:
         guidance_scale=variant.guidance_scale,
         tradeoff=variant.tradeoff,
     )
-    engine = DiffusersEngine(preset, Settings(device="cpu"))
+    engine = DiffusersEngine(preset, Settings(device="cpu", **settings))
     engine.load()
     return engine
 

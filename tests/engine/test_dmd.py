@@ -119,3 +119,27 @@ def test_a_dmd_variant_renders_every_chained_segment_with_dmd_and_the_same_seed_
         make_plan(request.model_copy(update={"seed": 5}), engine.preset), RecordingContext()
     )
     assert not torch.allclose(first, other.video, atol=1e-3)
+
+
+def test_a_fastwan_style_folder_loads_through_the_real_loading_path_with_the_dmd_sampler(
+    monkeypatch, tmp_path
+):
+    """FastWan's repo names its own pipeline class (WanDMDPipeline) in model_index.json; the engine loads it as
+    diffusers' WanPipeline, with whatever scheduler the folder has replaced by DMD."""
+    import json
+
+    from framecast.engine.tiny import save_tiny
+
+    folder = save_tiny("tiny-wan-ti2v", tmp_path / "fastwan")
+    index = json.loads((folder / "model_index.json").read_text())
+    index.update({"_class_name": "WanDMDPipeline", "_diffusers_version": "0.35.0.dev0"})
+    (folder / "model_index.json").write_text(json.dumps(index))
+
+    variant = presets.Variant("tiny-wan-ti2v-turbo", "tiny-wan-ti2v", 3, 1.0, "test", dmd_timesteps=FASTWAN)
+    engine = variant_engine(monkeypatch, variant, model_path=str(folder))
+    assert type(engine.pipe).__name__ == "WanPipeline" and engine.pipe.config.expand_timesteps
+    assert isinstance(engine.pipe.scheduler, DMDScheduler)
+    request = TextToVideoInput.model_validate({"prompt": "a red fox", "seed": 4, "resolution": "360p"})
+    plan = make_plan(request, engine.preset)
+    clip = engine.generate(plan, RecordingContext())
+    assert clip.video.shape[0] == plan.gen_frames + (plan.segments - 1) * (plan.gen_frames - 1)

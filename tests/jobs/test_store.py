@@ -459,7 +459,7 @@ def test_an_idle_worker_waiting_for_work_wakes_when_a_job_becomes_claimable(
             lambda: store.release(store.claim("w", 30).id, 1),  # type: ignore[union-attr]
         ):
             woke = threading.Event()
-            thread = threading.Thread(target=lambda: (waiter.wait_for_work(30, stop), woke.set()))
+            thread = threading.Thread(target=lambda woke=woke: (waiter.wait_for_work(30, stop), woke.set()))
             thread.start()
             time.sleep(0.2)
             make_claimable()
