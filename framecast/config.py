@@ -85,9 +85,9 @@ class Settings:
     poll_seconds: float = 0.2  # how often an idle worker looks for work
     sync_timeout_seconds: float = 3600.0  # how long the sync route waits for its job
     max_body_bytes: int = 64 * 1024
-    cors_origins: str = (
-        ""  # origins allowed to call the API from a browser: "https://app.example.com,..." or "*"
-    )
+    retention_days: float = 0.0  # finished requests (and their files) older than this are deleted; 0: kept
+    # Origins allowed to call the API from a browser: "https://app.example.com,..." or "*"; none by default.
+    cors_origins: str = ""
     webhook_attempts: int = 10
     # Delays before each retry; fal spreads 10 tries over about 2 hours.
     webhook_backoff_seconds: tuple[float, ...] = (15, 60, 120, 300, 600, 900, 1200, 1800, 2400)

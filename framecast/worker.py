@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from framecast.config import Settings
 from framecast.engine.base import Engine, RenderResult
 from framecast.errors import FramecastError, InputError, ModelUnavailableError, RenderStopped
+from framecast.housekeeping import delete_expired
 from framecast.jobs.database import utcnow
 from framecast.jobs.models import Job, JobStatus
 from framecast.jobs.store import (
@@ -135,13 +136,12 @@ class Worker:
         return True
 
     def housekeeping(self) -> None:
-        """Recover jobs of dead workers; delete expired output files and renders dead workers left."""
+        """Recover jobs of dead workers; delete expired files and requests (housekeeping.py) and renders dead
+        workers left."""
         reaped = self.store.reap()
         if reaped:
             logger.info("reaped %d job(s)", reaped)
-        for key in self.store.expired_files(utcnow()):
-            self.storage.delete(key)
-            self.store.forget_file(key)
+        delete_expired(self.store, self.storage, self.settings.retention_days)
         self._remove_abandoned_renders()
 
     def _remove_abandoned_renders(self) -> None:

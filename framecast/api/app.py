@@ -24,6 +24,7 @@ from framecast.api.protocol import REQUEST_ID_HEADER
 from framecast.api.proxy import PROXY_PATH, FalProxy
 from framecast.api.service import RequestService
 from framecast.config import Settings
+from framecast.housekeeping import delete_expired
 from framecast.jobs.store import JobStore
 from framecast.schema import ENDPOINT_ID, TextToVideoInput
 from framecast.storage import Storage, storage_for
@@ -47,7 +48,7 @@ def create_app(settings: Settings, store: JobStore | None = None, storage: Stora
         title="Framecast",
         version="0.1.0",
         summary=f"Self-hosted {ENDPOINT_ID}, speaking fal.ai's HTTP protocol",
-        lifespan=_lifespan(store, storage, webhooks, owns_store),
+        lifespan=_lifespan(store, storage, webhooks, owns_store, settings.retention_days),
         redoc_url=None,
     )
     app.state.settings = settings
@@ -79,7 +80,7 @@ def create_app(settings: Settings, store: JobStore | None = None, storage: Stora
 
 
 def _lifespan(
-    store: JobStore, storage: Storage, webhooks: WebhookDispatcher, owns_store: bool
+    store: JobStore, storage: Storage, webhooks: WebhookDispatcher, owns_store: bool, retention_days: float
 ) -> Callable[[FastAPI], Any]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -87,7 +88,10 @@ def _lifespan(
         threads = [
             threading.Thread(target=webhooks.run, args=(stop,), name="webhooks", daemon=True),
             threading.Thread(
-                target=_housekeeping, args=(store, storage, stop), name="housekeeping", daemon=True
+                target=_housekeeping,
+                args=(store, storage, retention_days, stop),
+                name="housekeeping",
+                daemon=True,
             ),
         ]
         for thread in threads:
@@ -104,14 +108,13 @@ def _lifespan(
     return lifespan
 
 
-def _housekeeping(store: JobStore, storage: Storage, stop: threading.Event) -> None:
-    """Ends requests past their X-Fal-Request-Timeout, recovers lost leases, deletes expired files."""
+def _housekeeping(store: JobStore, storage: Storage, retention_days: float, stop: threading.Event) -> None:
+    """Ends requests past their X-Fal-Request-Timeout, recovers lost leases, deletes expired files and requests
+    past retention (housekeeping.py)."""
     while not stop.wait(HOUSEKEEPING_SECONDS):
         try:
             store.reap()
-            for key in store.expired_files():
-                storage.delete(key)
-                store.forget_file(key)
+            delete_expired(store, storage, retention_days)
         except Exception:
             logger.exception("housekeeping failed; retrying")
 

@@ -20,7 +20,7 @@ from framecast.jobs.database import connect, utcnow
 from framecast.jobs.migrations import migrate
 from framecast.jobs.models import CancelOutcome, Job, JobStatus, LogEntry, NewJob
 from framecast.jobs.outbox import WebhookOutbox
-from framecast.jobs.tables import files, job_from_row, job_logs, jobs, load_job
+from framecast.jobs.tables import files, job_from_row, job_logs, jobs, load_job, webhooks
 
 __all__ = ["JobStore", "utcnow"]
 
@@ -288,6 +288,33 @@ class JobStore(WebhookOutbox):
     def forget_file(self, key: str) -> None:
         with self._write() as conn:
             conn.execute(sql_delete(files).where(files.c.key == key))
+
+    # -- retention ------------------------------------------------------------------------------------------
+
+    def finished_before(self, before: datetime, limit: int = 500) -> list[str]:
+        """Ids of finished jobs that finished before ``before``, oldest first, at most ``limit``."""
+        query = (
+            select(jobs.c.id)
+            .where(jobs.c.status == DONE.value, jobs.c.finished_at < before)
+            .order_by(jobs.c.finished_at)
+            .limit(limit)
+        )
+        with self._read() as conn:
+            return list(conn.execute(query).scalars())
+
+    def file_keys(self, job_ids: list[str]) -> list[str]:
+        with self._read() as conn:
+            return list(conn.execute(select(files.c.key).where(files.c.job_id.in_(job_ids))).scalars())
+
+    def delete_jobs(self, job_ids: list[str]) -> int:
+        """Delete finished jobs with their logs, webhook deliveries and file records; returns how many jobs."""
+        if not job_ids:
+            return 0
+        with self._write() as conn:
+            for table in (files, job_logs, webhooks):
+                conn.execute(sql_delete(table).where(table.c.job_id.in_(job_ids)))
+            done = sql_delete(jobs).where(jobs.c.id.in_(job_ids), jobs.c.status == DONE.value)
+            return conn.execute(done).rowcount
 
     # -- the state machine ----------------------------------------------------------------------------------
 

@@ -467,3 +467,31 @@ def test_an_idle_worker_waiting_for_work_wakes_when_a_job_becomes_claimable(
             thread.join()
     finally:
         waiter.close()
+
+
+def test_retention_finds_and_deletes_only_finished_jobs_older_than_the_cutoff(store: JobStore) -> None:
+    old, recent = store.enqueue(new_job("old")), store.enqueue(new_job("recent"))
+    queued = store.enqueue(new_job("still queued"))
+    for job in (old, recent):
+        claimed = store.claim("w", 30)
+        assert claimed is not None and claimed.id == job.id
+        store.append_log(claimed.id, "rendered")
+        store.record_file(claimed.id, f"{claimed.id}/video.mp4", None)
+        store.complete(claimed.id, claimed.attempt, {"video": {"url": "u"}})
+    waiting = store.enqueue(new_job("waiting"))
+    cutoff = utcnow()
+    time.sleep(0.01)
+    claimed = store.claim("w", 30)
+    assert claimed is not None and claimed.id == queued.id
+    store.complete(queued.id, claimed.attempt, {"video": {"url": "u"}})  # finished after the cutoff
+
+    ids = store.finished_before(cutoff)
+    assert ids == [old.id, recent.id]  # oldest first; the waiting and later-finished jobs are not there
+    assert store.finished_before(cutoff, limit=1) == [old.id]
+    assert sorted(store.file_keys(ids)) == sorted([f"{old.id}/video.mp4", f"{recent.id}/video.mp4"])
+
+    assert store.delete_jobs([old.id, waiting.id]) == 1  # a job that is not finished is never deleted
+    assert store.get(old.id) is None and store.logs(old.id) == []
+    assert store.file_keys([old.id]) == []
+    assert store.get(waiting.id) is not None and store.get(recent.id) is not None
+    assert store.delete_jobs([]) == 0
