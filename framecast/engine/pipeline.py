@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 
 from framecast.config import Settings
-from framecast.engine import accel, buckets, fp8, presets, tiny, wan_loop, weights
+from framecast.engine import accel, buckets, presets, speed, tiny, wan_loop, weights
 from framecast.engine.base import RenderContext, RenderResult
 from framecast.engine.creative import Creative, joint_soundtrack, shot_plans, shots_output
 from framecast.engine.encode import encode_mp4
@@ -109,7 +108,7 @@ class DiffusersEngine:
         self.pipe = pipe
         # Probing, FP8 and compiling need the weights resident on the GPU; offloaded ones move there per forward.
         if self.device == "cuda" and self.offload == "none" and self.preset.family == "wan":
-            self._accelerate()
+            speed.accelerate(self)
         elif self.settings.fp8:
             logger.warning(
                 "FRAMECAST_FP8=1 ignored: it needs a Wan preset on a CUDA GPU without offload (here: %s on %s, "
@@ -157,85 +156,6 @@ class DiffusersEngine:
         # The VAE decode is where most out-of-memory errors happen; tiling costs little when memory is short.
         if self.offload != "none" and hasattr(pipe.vae, "enable_tiling"):
             pipe.vae.enable_tiling()
-
-    def _accelerate(self) -> None:
-        """Speed levers on CUDA: the fastest attention backend that passes the probe (exact); with
-        ``FRAMECAST_FP8=1`` FP8 matmuls (not exact); with ``FRAMECAST_COMPILE=1`` regionally compiled transformer
-        blocks, warmed at the planned size (exact)."""
-        experts = [
-            m for m in (self.pipe.transformer, getattr(self.pipe, "transformer_2", None)) if m is not None
-        ]
-        config = experts[0].config
-        tokens = 8192  # long enough that the timing ranks the kernels as a full-size clip would
-        accel.use_fastest_attention(
-            experts, time_shape=(2, tokens, config.num_attention_heads, config.attention_head_dim)
-        )
-        if self.settings.fp8:
-            self._quantize(experts)
-        if self.settings.compile:
-            self._compile(experts)
-
-    def _compile(self, experts: list[Any], backend: str = "inductor") -> dict:
-        """Compile the transformer blocks and warm the shapes ``FRAMECAST_COMPILE_WARMUP`` names (buckets.py)
-        now, at start-up; a bucket that was not warmed compiles on its first request. Returns seconds per
-        shape."""
-        shapes = buckets.warmup_shapes(self.preset, self.settings.compile_warmup)  # a bad setting fails first
-        # Inductor's compiled kernels persist under the data folder (not /tmp), so a restarted worker finds
-        # them: its warm-up takes seconds, not the cold compile's minutes.
-        cache = os.environ.setdefault(
-            "TORCHINDUCTOR_CACHE_DIR", str(Path(self.settings.data_dir) / "compile-cache")
-        )
-        logger.info("compile cache: %s", cache)
-        for expert in experts:
-            accel.compile_transformer(expert, backend=backend)
-        # One graph per shape, batch (CFG or not) and call (text-to-video, image-to-video continuation): past
-        # dynamo's default limit of 8 it would silently run the blocks uncompiled.
-        every_shape = 2 * len(buckets.warmup_shapes(self.preset, "all"))
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, every_shape + 8)
-        self.compiled = True
-        seconds = accel.warm_up(lambda w, h, f: self._warm_shape(experts, w, h, f), shapes)
-        logger.info("compiled %s's transformer blocks; warm-up (s per shape): %s", self.name, seconds)
-        return seconds
-
-    def _warm_shape(self, experts: list[Any], width: int, height: int, frames: int) -> None:
-        """One denoising step at this shape through each expert, and one continuation step for "chain"."""
-        plan = make_plan(TextToVideoInput.model_validate({"prompt": "warm-up"}), self.preset)
-        sized = dataclasses.replace(plan, gen_width=width, gen_height=height, gen_frames=frames)
-        first = self.pipe.transformer
-        with torch.inference_mode():
-            for expert in experts:  # step 1 runs pipe.transformer: make each expert that, in turn
-                self.pipe.transformer = expert
-                try:
-                    self.wan_latents(sized, None, max_steps=1)
-                finally:
-                    self.pipe.transformer = first
-            if self.preset.extend == "chain" and frames == buckets.frame_buckets(self.preset)[-1]:
-                self._continuation()(**self._continuation_warm_kwargs(sized))
-
-    def _continuation_warm_kwargs(self, plan: RenderPlan) -> dict[str, Any]:
-        """Arguments for one step of the image-to-video continuation at ``plan``'s size (then it stops)."""
-        from PIL import Image
-
-        def stop_after_one(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-            pipe._interrupt = True
-            return tensors
-
-        kwargs = self.call_kwargs(plan, _WarmUpContext())
-        image = Image.new("RGB", (plan.gen_width, plan.gen_height))
-        return {**kwargs, "image": image, "callback_on_step_end": stop_after_one, "output_type": "latent"}
-
-    def _quantize(self, experts: list[Any]) -> None:
-        """FP8 matmuls in the transformer blocks (``FRAMECAST_FP8=1``; opt-in, it changes the video a little)."""
-        if self.settings.style_loras:
-            raise ConfigError(
-                "FRAMECAST_FP8=1 cannot be combined with FRAMECAST_STYLE_LORAS: style LoRAs are applied to the "
-                "bf16 linear layers that FP8 replaces"
-            )
-        if not fp8.fp8_matmul_supported(torch.device(self.device)):
-            logger.warning("FRAMECAST_FP8=1 ignored: FP8 matmuls need a CUDA GPU of compute capability 8.9+")
-            return
-        for expert in experts:
-            fp8.quantize_linears(expert)
 
     # Rendering
     def render(self, request: TextToVideoInput, ctx: RenderContext, out_path: Path) -> RenderResult:
@@ -308,7 +228,7 @@ class DiffusersEngine:
                 # A stochastic sampler (dmd.py) re-noises from the segment's seeded generator, as wan_loop does.
                 if hasattr(self.pipe.scheduler, "noise_generator"):
                     self.pipe.scheduler.noise_generator = kwargs["generator"]
-                more = self._continuation()(image=_to_pil(video[-1]), **kwargs).frames[0]
+                more = self.continuation()(image=_to_pil(video[-1]), **kwargs).frames[0]
                 video = torch.cat([video, more[1:].to(video.device)])
         return dataclasses.replace(clip, video=video)
 
@@ -373,7 +293,7 @@ class DiffusersEngine:
         self.pipe.maybe_free_model_hooks()  # model offload: back to the CPU, as at the end of a pipeline call
         return frames
 
-    def _continuation(self) -> Any:
+    def continuation(self) -> Any:
         """The image-to-video pipeline on the same modules (no second copy in memory), for "chain"."""
         if self._i2v is None:
             from diffusers import WanImageToVideoPipeline
@@ -483,16 +403,3 @@ def _loop_callback(ctx: RenderContext, done: int, total: int) -> wan_loop.StepCa
         _step_done(ctx, done + step + 1, total)
 
     return on_step
-
-
-class _WarmUpContext:
-    """The render context of a warm-up step: it logs nothing and never stops."""
-
-    def log(self, message: str, level: str = "INFO") -> None:
-        pass
-
-    def progress(self, step: int, total: int) -> None:
-        pass
-
-    def should_stop(self) -> str | None:
-        return None

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from framecast.config import Settings
-from framecast.engine import buckets
+from framecast.engine import buckets, speed
 from framecast.engine.pipeline import DiffusersEngine
 from framecast.engine.plan import make_plan
 from framecast.engine.presets import get_preset
@@ -72,7 +72,7 @@ def test_a_compiled_engine_warms_its_shapes_at_start_and_renders_them_without_co
     settings = Settings(device="cpu", compile_warmup="1:1", data_dir=tmp_path / "data")
     engine = DiffusersEngine(get_preset("tiny-wan"), settings)
     engine.load()
-    seconds = engine._compile([engine.pipe.transformer], backend=backend)
+    seconds = speed.compile_and_warm(engine, [engine.pipe.transformer], backend=backend)
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(
         tmp_path / "data" / "compile-cache"
     )  # kept on restart
@@ -100,7 +100,7 @@ def test_a_chained_preset_also_warms_its_image_to_video_continuation(counted_gra
     graphs, backend = counted_graphs
     engine = DiffusersEngine(get_preset("tiny-wan-ti2v"), Settings(device="cpu", compile_warmup="16:9"))
     engine.load()
-    engine._compile([engine.pipe.transformer], backend=backend)
+    speed.compile_and_warm(engine, [engine.pipe.transformer], backend=backend)
     warmed = len(graphs)
     assert warmed >= 2  # text-to-video (CFG batch of 2) and the continuation (two forwards of 1)
 

@@ -9,7 +9,7 @@ import torch
 
 from bench import randmodels
 from framecast.config import Settings
-from framecast.engine import fp8
+from framecast.engine import fp8, speed
 from framecast.engine.pipeline import DiffusersEngine
 from framecast.engine.presets import get_preset
 from framecast.errors import ConfigError
@@ -72,7 +72,7 @@ def test_fp8_is_reported_and_ignored_where_it_cannot_run_and_refused_with_style_
 
     styled = DiffusersEngine(get_preset("tiny-wan"), Settings(device="cpu", fp8=True, style_loras="anime=/x"))
     with pytest.raises(ConfigError, match="cannot be combined with FRAMECAST_STYLE_LORAS"):
-        styled._quantize([engine.pipe.transformer])
+        speed.quantize(styled, [engine.pipe.transformer])
 
 
 def test_fp8_blocks_compile_as_whole_graphs():
