@@ -51,6 +51,13 @@ def cuda_total_gb() -> float | None:
     return torch.cuda.get_device_properties(0).total_memory / 2**30
 
 
+def wan_vae_dtype(name: str, device: str) -> torch.dtype:
+    """The Wan VAE's dtype for ``FRAMECAST_VAE_DTYPE``; the CPU always runs float32."""
+    if name not in ("float32", "bfloat16"):
+        raise ConfigError(f"FRAMECAST_VAE_DTYPE={name!r}: choose float32 (the default) or bfloat16")
+    return torch.bfloat16 if name == "bfloat16" and device == "cuda" else torch.float32
+
+
 def pick_offload(requested: str, device: str, free_gb: float, preset: Preset) -> str:
     """The memory mode: as asked, or (``auto``) the fastest one that fits ``free_gb`` of GPU memory."""
     if requested not in OFFLOAD_MODES:
@@ -95,7 +102,7 @@ class DiffusersEngine:
         self.device = pick_device(self.settings.device)
         dtype = getattr(torch, self.preset.dtype) if self.device == "cuda" else torch.float32
         started = time.monotonic()
-        pipe = self._build(dtype)
+        pipe = self._build(dtype, wan_vae_dtype(self.settings.vae_dtype, self.device))
         if self.preset.flow_shift is not None and "flow_shift" in pipe.scheduler.config:
             pipe.scheduler = type(pipe.scheduler).from_config(
                 pipe.scheduler.config, flow_shift=self.preset.flow_shift
@@ -126,7 +133,7 @@ class DiffusersEngine:
             time.monotonic() - started,
         )
 
-    def _build(self, dtype: torch.dtype) -> Any:
+    def _build(self, dtype: torch.dtype, vae_dtype: torch.dtype) -> Any:
         if self.preset.tiny and not self.settings.model_path:
             variant = presets.VARIANTS.get(self.preset.variant)
             return tiny.build_tiny(variant.base if variant else self.preset.name)
@@ -134,8 +141,8 @@ class DiffusersEngine:
 
         folder = weights.weights_folder(self.preset, self.settings.model_path)
         pipeline_class = getattr(diffusers, self.preset.pipeline_class)
-        # Wan's VAE loses detail in bf16; its authors run it in float32.
-        dtypes: Any = {"default": dtype, "vae": torch.float32} if self.preset.family == "wan" else dtype
+        # Wan's VAE loses detail in bf16; its authors run it in float32 (FRAMECAST_VAE_DTYPE chooses).
+        dtypes: Any = {"default": dtype, "vae": vae_dtype} if self.preset.family == "wan" else dtype
         return pipeline_class.from_pretrained(folder, dtype=dtypes, local_files_only=True)
 
     def _place(self, pipe: Any) -> None:
@@ -156,6 +163,9 @@ class DiffusersEngine:
         # The VAE decode is where most out-of-memory errors happen; tiling costs little when memory is short.
         if self.offload != "none" and hasattr(pipe.vae, "enable_tiling"):
             pipe.vae.enable_tiling()
+        # A bf16 Wan VAE decodes 8-15% faster again with NDHWC convolutions (benchmarks.md): same values.
+        if self.device == "cuda" and self.preset.family == "wan" and pipe.vae.dtype == torch.bfloat16:
+            accel.channels_last_3d(pipe.vae)
 
     # Rendering
     def render(self, request: TextToVideoInput, ctx: RenderContext, out_path: Path) -> RenderResult:
@@ -286,6 +296,8 @@ class DiffusersEngine:
         vae = self.pipe.vae
         # The VAE's execution device, not its weights' one: with offload the weights wait on the CPU.
         latents = latents.to(get_module_execution_device(vae), vae.dtype)
+        if vae.dtype == torch.bfloat16 and latents.is_cuda:  # its weights are channels-last (_place)
+            latents = latents.contiguous(memory_format=torch.channels_last_3d)
         mean = torch.tensor(vae.config.latents_mean).view(1, vae.config.z_dim, 1, 1, 1).to(latents)
         inv_std = 1.0 / torch.tensor(vae.config.latents_std).view(1, vae.config.z_dim, 1, 1, 1).to(latents)
         video = vae.decode(latents / inv_std + mean, return_dict=False)[0]

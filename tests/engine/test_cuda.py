@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -77,3 +79,18 @@ def test_fp8_denoising_on_cuda_stays_finite_and_near_bf16():
     quantized = latents()
     assert torch.isfinite(quantized).all()
     assert float((quantized - reference).norm() / reference.norm()) < 0.1
+
+
+def test_a_bf16_vae_decodes_channels_last_on_cuda(tmp_path):
+    from framecast.engine.tiny import save_tiny
+
+    folder = save_tiny("tiny-wan", tmp_path / "saved")
+    settings = Settings(model="tiny-wan", device="cuda", offload="none", model_path=str(folder))
+    engine = DiffusersEngine(get_preset("tiny-wan"), dataclasses.replace(settings, vae_dtype="bfloat16"))
+    engine.load()
+    conv = next(m for m in engine.pipe.vae.modules() if isinstance(m, torch.nn.Conv3d))
+    assert engine.pipe.vae.dtype == torch.bfloat16
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last_3d)
+    request = TextToVideoInput(prompt="a fox", resolution="360p", seed=1)
+    clip = engine.generate(make_plan(request, engine.preset), RecordingContext())
+    assert torch.isfinite(clip.video).all()

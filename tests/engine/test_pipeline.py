@@ -246,3 +246,20 @@ def test_a_first_block_cache_variant_preset_is_exact_at_threshold_zero(tiny_wan,
     plan = make_plan(request(resolution="360p", aspect_ratio="1:1"), engine.preset)
     cached = engine.generate(plan, RecordingContext()).video
     assert torch.allclose(cached, tiny_wan.generate(plan, RecordingContext()).video, atol=1e-5)
+
+
+def test_the_wan_vae_runs_in_float32_unless_bf16_is_chosen_and_only_on_cuda(tmp_path):
+    from framecast.engine.pipeline import wan_vae_dtype
+
+    assert wan_vae_dtype("float32", "cuda") == torch.float32
+    assert wan_vae_dtype("bfloat16", "cuda") == torch.bfloat16
+    assert wan_vae_dtype("bfloat16", "cpu") == torch.float32
+    with pytest.raises(ConfigError, match="FRAMECAST_VAE_DTYPE='float16'"):
+        DiffusersEngine(get_preset("tiny-wan"), Settings(device="cpu", vae_dtype="float16")).load()
+
+    folder = save_tiny("tiny-wan", tmp_path / "saved")
+    engine = DiffusersEngine(
+        get_preset("tiny-wan"), Settings(device="cpu", model_path=str(folder), vae_dtype="bfloat16")
+    )
+    engine.load()  # through from_pretrained: on the CPU everything stays float32
+    assert engine.pipe.vae.dtype == torch.float32
