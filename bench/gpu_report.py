@@ -95,11 +95,15 @@ def _summary_rows(name: str, res: dict) -> list[str]:
         f"{res['analytic_tflop_per_step']:.4g} / {_f(counted, '.4g')} | "
         f"{res['build_s'].get('transformer', 0):.1f} / {res['build_s'].get('vae', 0):.1f} |"
     ]
+    bf16_decode = res.get("decode_bf16_cl3d_s") or res.get("decode_bf16_s")
     for label, turbo in res.get("turbo", {}).items():
+        with_bf16 = ""
+        if bf16_decode:  # FRAMECAST_VAE_DTYPE=bfloat16: the same request with the bf16 decode measured above
+            with_bf16 = f"; {turbo['text_s'] + turbo['denoise_s'] + bf16_decode:.1f} s with the bf16 VAE"
         rows.append(
             f"|  | {label}: {turbo['steps']} DMD steps, no CFG, measured end to end: "
             f"**{turbo['total_s']:.1f} s** (text {turbo['text_s']:.2f} + steps {turbo['denoise_s']:.2f} + "
-            f"decode {turbo['decode_s']:.2f}; first run {turbo['first_total_s']:.1f} s) |||||||"
+            f"decode {turbo['decode_s']:.2f}; first run {turbo['first_total_s']:.1f} s{with_bf16}) |||||||"
         )
     if "attention" in res:
         probes = ", ".join(
