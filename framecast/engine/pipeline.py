@@ -134,8 +134,8 @@ class DiffusersEngine:
         )
 
     def _build(self, dtype: torch.dtype, vae_dtype: torch.dtype) -> Any:
+        variant = presets.VARIANTS.get(self.preset.variant)
         if self.preset.tiny and not self.settings.model_path:
-            variant = presets.VARIANTS.get(self.preset.variant)
             return tiny.build_tiny(variant.base if variant else self.preset.name)
         import diffusers
 
@@ -143,7 +143,13 @@ class DiffusersEngine:
         pipeline_class = getattr(diffusers, self.preset.pipeline_class)
         # Wan's VAE loses detail in bf16; its authors run it in float32 (FRAMECAST_VAE_DTYPE chooses).
         dtypes: Any = {"default": dtype, "vae": vae_dtype} if self.preset.family == "wan" else dtype
-        return pipeline_class.from_pretrained(folder, dtype=dtypes, local_files_only=True)
+        parts: dict[str, Any] = {}
+        if variant is not None and variant.dmd_timesteps:
+            # DMD replaces the checkpoint's scheduler, so the one its folder configures is not built at all.
+            from framecast.engine.dmd import DMDScheduler
+
+            parts["scheduler"] = DMDScheduler(variant.dmd_timesteps)
+        return pipeline_class.from_pretrained(folder, dtype=dtypes, local_files_only=True, **parts)
 
     def _place(self, pipe: Any) -> None:
         free_gb = torch.cuda.mem_get_info()[0] / 2**30 if self.device == "cuda" else 0.0

@@ -124,8 +124,8 @@ def test_a_dmd_variant_renders_every_chained_segment_with_dmd_and_the_same_seed_
 def test_a_fastwan_style_folder_loads_through_the_real_loading_path_with_the_dmd_sampler(
     monkeypatch, tmp_path
 ):
-    """FastWan's repo names its own pipeline class (WanDMDPipeline) in model_index.json; the engine loads it as
-    diffusers' WanPipeline, with whatever scheduler the folder has replaced by DMD."""
+    """FastWan's repo names FastVideo's pipeline class (WanDMDPipeline) in model_index.json; the engine loads it
+    as diffusers' WanPipeline, with DMD in place of the scheduler the folder names."""
     import json
 
     from framecast.engine.tiny import save_tiny
@@ -133,6 +133,7 @@ def test_a_fastwan_style_folder_loads_through_the_real_loading_path_with_the_dmd
     folder = save_tiny("tiny-wan-ti2v", tmp_path / "fastwan")
     index = json.loads((folder / "model_index.json").read_text())
     index.update({"_class_name": "WanDMDPipeline", "_diffusers_version": "0.35.0.dev0"})
+    assert index["scheduler"] == ["diffusers", "UniPCMultistepScheduler"]  # the folder's own, not DMD
     (folder / "model_index.json").write_text(json.dumps(index))
 
     variant = presets.Variant("tiny-wan-ti2v-turbo", "tiny-wan-ti2v", 3, 1.0, "test", dmd_timesteps=FASTWAN)
