@@ -24,10 +24,11 @@ export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=fal
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv 2>&1 | tee "$OUT/gpu.txt"
 python3 -c "import torch, diffusers, transformers; print('torch', torch.__version__, 'diffusers', diffusers.__version__, 'transformers', transformers.__version__)"
 
-# The engine's CUDA tests (placement, offload modes, FP8), without conftest: the image has no SQLAlchemy or FastAPI.
+# The engine's CUDA tests (placement, offload modes, FP8, bf16 VAE), without conftest (the image has no SQLAlchemy
+# or FastAPI) and without turning its libraries' warnings into errors.
 # SKIP_CUDA_TESTS=1 leaves them out.
 if [ -z "${SKIP_CUDA_TESTS:-}" ]; then
-  timeout 150 python3 -m pytest --noconftest -p no:cacheprovider -q -o addopts="" tests/engine/test_cuda.py \
+  timeout 150 python3 -m pytest --noconftest -p no:cacheprovider -p no:warnings -q tests/engine/test_cuda.py \
     >"$OUT/cuda_tests.log" 2>&1
   echo "test_cuda exit $?"
   tail -5 "$OUT/cuda_tests.log"

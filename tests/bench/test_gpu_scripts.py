@@ -150,7 +150,8 @@ def test_the_cuda_tests_collect_with_only_what_the_gpu_image_has(tmp_path):
     code = (
         "import sys, pytest\n"
         f"for name in {missing!r}: sys.modules[name] = None\n"
-        "sys.exit(pytest.main(['--noconftest', '-p', 'no:cacheprovider', '-q', 'tests/engine/test_cuda.py']))\n"
+        "sys.exit(pytest.main(['--noconftest', '-p', 'no:cacheprovider', '-p', 'no:warnings', '-q',"
+        " 'tests/engine/test_cuda.py']))\n"
     )
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=240)
