@@ -311,10 +311,11 @@ class JobStore(WebhookOutbox):
         if not job_ids:
             return 0
         with self._write() as conn:
+            finished = select(jobs.c.id).where(jobs.c.id.in_(job_ids), jobs.c.status == DONE.value)
+            done = list(conn.execute(finished).scalars())  # a job still queued or running keeps everything
             for table in (files, job_logs, webhooks):
-                conn.execute(sql_delete(table).where(table.c.job_id.in_(job_ids)))
-            done = sql_delete(jobs).where(jobs.c.id.in_(job_ids), jobs.c.status == DONE.value)
-            return conn.execute(done).rowcount
+                conn.execute(sql_delete(table).where(table.c.job_id.in_(done)))
+            return conn.execute(sql_delete(jobs).where(jobs.c.id.in_(done))).rowcount
 
     # -- the state machine ----------------------------------------------------------------------------------
 

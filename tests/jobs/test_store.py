@@ -490,7 +490,9 @@ def test_retention_finds_and_deletes_only_finished_jobs_older_than_the_cutoff(st
     assert store.finished_before(cutoff, limit=1) == [old.id]
     assert sorted(store.file_keys(ids)) == sorted([f"{old.id}/video.mp4", f"{recent.id}/video.mp4"])
 
+    store.append_log(waiting.id, "still waiting")
     assert store.delete_jobs([old.id, waiting.id]) == 1  # a job that is not finished is never deleted
+    assert [entry.message for entry in store.logs(waiting.id)] == ["still waiting"]  # nor are its logs
     assert store.get(old.id) is None and store.logs(old.id) == []
     assert store.file_keys([old.id]) == []
     assert store.get(waiting.id) is not None and store.get(recent.id) is not None
