@@ -5,8 +5,13 @@
 # Installs the carried wheels (diffusers, pydantic and PyAV, which the image lacks) into /tmp/site, then runs the
 # engine's CUDA tests, the smoke check and the side-by-side benchmark, each under its own time budget. Full logs and
 # JSON go to $OUT; the tables are printed last.
-# The issue-6 rerun (docs/benchmarks.md, "Next GPU run"): SKIP_SMOKE=1 BENCH_BUDGET=420 BENCH_ARGS="--presets
-#   wan2.2-ti2v-5b --arms plain,framecast,fp8,turbo,+compile,+compile+fp8 --compile --no-extras --timed-steps 2"
+# The issue-6 rerun (docs/benchmarks.md, "Next GPU run"; timeout_s 580, about 8 minutes at most):
+#   SKIP_SMOKE=1 BENCH_BUDGET=360 BENCH_ARGS="--presets wan2.2-ti2v-5b
+#   --arms plain,framecast,fp8,turbo,+compile,+compile+fp8 --compile --no-extras --timed-steps 2" bash bench/gpu_run.sh
+# .whl/ is git-ignored; a fresh checkout fills it with (CPython 3.12 wheels for the GPU image):
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64
+#     --platform manylinux2014_x86_64 -d .whl diffusers==0.42.1 pydantic==2.14.4 pydantic-core==2.50.5
+#     annotated-types typing-extensions typing-inspection av==18.1.0
 set -uo pipefail
 OUT=${OUT:-/tmp/framecast-gpu}
 mkdir -p "$OUT"
