@@ -107,7 +107,18 @@ def _v2_webhook_outbox_and_file_expiry(conn: Connection) -> None:
     meta.create_all(conn)
 
 
-MIGRATIONS: list[Step] = [_v1_jobs_and_logs, _v2_webhook_outbox_and_file_expiry]
+def _v3_retention_indexes(conn: Connection) -> None:
+    # Retention (housekeeping.py) looks up finished jobs by finish time, then their files and webhooks by job:
+    # without these, every pass would scan the three tables.
+    for statement in (
+        "CREATE INDEX ix_jobs_finished ON jobs (status, finished_at)",
+        "CREATE INDEX ix_files_job ON files (job_id)",
+        "CREATE INDEX ix_webhooks_job ON webhooks (job_id)",
+    ):
+        conn.execute(text(statement))
+
+
+MIGRATIONS: list[Step] = [_v1_jobs_and_logs, _v2_webhook_outbox_and_file_expiry, _v3_retention_indexes]
 LATEST = len(MIGRATIONS)
 MIGRATION_LOCK_KEY = 0x46524D43  # "FRMC"
 

@@ -79,6 +79,7 @@ jobs = Table(
     Column("lease_expires_at", UTCDateTime),
     Column("worker_id", String(200)),
     Index("ix_jobs_runnable", "status", "priority", "seq"),
+    Index("ix_jobs_finished", "status", "finished_at"),
 )
 
 job_logs = Table(
@@ -108,6 +109,7 @@ webhooks = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("delivered_at", UTCDateTime),
     Index("ix_webhooks_due", "state", "next_at"),
+    Index("ix_webhooks_job", "job_id"),
 )
 
 files = Table(
@@ -117,6 +119,7 @@ files = Table(
     Column("job_id", String(36), nullable=False),
     Column("expires_at", UTCDateTime),
     Index("ix_files_expiry", "expires_at"),
+    Index("ix_files_job", "job_id"),
 )
 
 
