@@ -20,23 +20,36 @@ class ArmsMixin:
     def steps_total(self) -> int:
         return self.args.warmup_steps + self.args.timed_steps
 
+    def start_clock(self) -> list[float]:
+        """Step timestamps, starting now (after a sync); ``stamp`` adds one per finished step."""
+        self.reset_peak()
+        self.sync()
+        return [time.perf_counter()]
+
+    def stamp(self, stamps: list[float]) -> None:
+        self.sync()
+        stamps.append(time.perf_counter())
+
+    def stop_clock(self, arm: Arm, stamps: list[float]) -> Arm:
+        """The timed steps (after the warm-up ones) and the peak memory, into ``arm``."""
+        intervals = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+        arm.step_seconds = intervals[self.args.warmup_steps :]
+        arm.peak_gib = self.peak_gib()
+        return arm
+
     def run_plain(self, run: PresetRun, name: str) -> Arm:
         """WanPipeline.__call__, stopped after warm-up + timed steps through its own interrupt flag."""
-        pipe, case, x0 = run.pipe, run.case, run.x0
-        arm = Arm(name)
-        stamps: list[float] = []
+        case = run.case
 
         def on_step_end(p, i, t, kwargs):
-            self.sync()
-            stamps.append(time.perf_counter())
+            self.stamp(stamps)
             if len(stamps) > self.steps_total():  # stamps[0] is the start
                 p._interrupt = True
             return kwargs
 
-        self.reset_peak()
-        self.sync()
-        stamps.append(time.perf_counter())
-        out = pipe(
+        # stamps[0] is before the call (it includes text encoding), so the first interval is warm-up anyway.
+        stamps = self.start_clock()
+        out = run.pipe(
             prompt=PROMPT,
             negative_prompt=case.negative_prompt,
             height=case.height,
@@ -44,34 +57,22 @@ class ArmsMixin:
             num_frames=case.frames,
             num_inference_steps=case.steps,
             guidance_scale=case.guidance,
-            latents=x0.clone(),
+            latents=run.x0.clone(),
             output_type="latent",
             max_sequence_length=case.text_tokens,
             callback_on_step_end=on_step_end,
         )
-        # stamps[0] is before the call (it includes text encoding), so the first interval is warm-up anyway.
-        intervals = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
-        arm.step_seconds = intervals[self.args.warmup_steps :]
-        arm.peak_gib = self.peak_gib()
+        arm = self.stop_clock(Arm(name), stamps)
         arm.latents = out.frames
         return arm
 
     def run_loop(self, run: PresetRun, options: wan_loop.LoopOptions, name: str, cfg: bool = True) -> Arm:
         """wan_loop.denoise for warm-up + timed steps; ``cfg=False`` drops the negative prompt (one forward)."""
-        pipe, case, x0 = run.pipe, run.case, run.x0
+        case = run.case
         embeds = run.embeds if cfg else (run.embeds[0], None)
-        arm = Arm(name)
-        stamps: list[float] = []
-
-        def on_step(i, total, latents):
-            self.sync()
-            stamps.append(time.perf_counter())
-
-        self.reset_peak()
-        self.sync()
-        stamps.append(time.perf_counter())
-        arm.latents = wan_loop.denoise(
-            pipe,
+        stamps = self.start_clock()
+        latents = wan_loop.denoise(
+            run.pipe,
             prompt_embeds=embeds[0],
             negative_prompt_embeds=embeds[1],
             height=case.height,
@@ -79,14 +80,13 @@ class ArmsMixin:
             num_frames=case.frames,
             num_inference_steps=case.steps,
             guidance_scale=case.guidance,
-            latents=x0.clone(),
+            latents=run.x0.clone(),
             options=options,
-            on_step=on_step,
+            on_step=lambda i, total, latents: self.stamp(stamps),
             max_steps=self.steps_total(),
         )
-        intervals = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
-        arm.step_seconds = intervals[self.args.warmup_steps :]
-        arm.peak_gib = self.peak_gib()
+        arm = self.stop_clock(Arm(name), stamps)
+        arm.latents = latents
         return arm
 
     @contextlib.contextmanager
