@@ -99,3 +99,24 @@ class LiveServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def probe_mp4(url: str, dest: Path, verify: str | bool = False) -> dict:
+    """Download a result's video and read its real size, frame count and codec back with PyAV."""
+    import av  # here: the GPU image imports this module without PyAV
+
+    response = httpx.get(url, timeout=30, verify=verify)
+    response.raise_for_status()
+    dest.write_bytes(response.content)
+    with av.open(str(dest)) as container:
+        stream = container.streams.video[0]
+        frames = sum(1 for _ in container.decode(stream))
+        return {
+            "width": stream.codec_context.width,
+            "height": stream.codec_context.height,
+            "frames": frames,
+            "fps": float(stream.average_rate),
+            "codec": stream.codec_context.name,
+            "bytes": len(response.content),
+            "audio": len(container.streams.audio) > 0,
+        }

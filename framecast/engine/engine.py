@@ -117,9 +117,10 @@ class DiffusersEngine:
                 f"{variant.name} needs the {name} lever, which the {self.model.name} family lacks"
             )
         if variant.lora_files:
-            self._apply(
-                "step_distillation", DistillOptions(variant.name, variant.lora_repo, variant.lora_files)
-            )
+            repo, files = variant.lora_repo, variant.lora_files
+            if self.preset.tiny and not self.options.model_path:  # a tiny twin: random LoRAs of its experts
+                repo, files = self.model.tiny_loras(len(files))
+            self._apply("step_distillation", DistillOptions(variant.name, repo, files))
         if variant.first_block_cache is not None:
             self._apply("first_block_cache", CacheOptions(variant.first_block_cache))
 

@@ -62,6 +62,8 @@ class Preset:
     arch: str = ""
     variant: str = ""  # a ``VARIANTS`` name (its weights, sampler and speed levers); "" for a base model
     tradeoff: str = ""  # what the variant gives up for its speed (``framecast models list`` shows it)
+    # Its place in FRAMECAST_MODEL=auto's order (1 is tried first; see ``pick_auto``); None: never picked by auto.
+    auto_rank: int | None = None
 
     @property
     def native_pixels(self) -> int:
@@ -70,6 +72,10 @@ class Preset:
     @property
     def architecture(self) -> str:
         return self.arch or self.name
+
+    @property
+    def native_size(self) -> tuple[int, int]:
+        return self.native_width, self.native_height
 
 
 _PRESETS: dict[str, Preset] = {}
@@ -84,11 +90,43 @@ def register(preset: Preset) -> Preset:
 
 
 def get_preset(name: str) -> Preset:
+    """The preset ``name``; ``tiny:<preset>`` is that preset's tiny twin (``tiny_twin``)."""
+    if name.startswith(TINY_PREFIX):
+        return tiny_twin(get_preset(name.removeprefix(TINY_PREFIX)))
     try:
         return _PRESETS[name]
     except KeyError:
         known = ", ".join(sorted(_PRESETS))
         raise ConfigError(f"unknown model {name!r}: choose one of {known}, or auto") from None
+
+
+TINY_PREFIX = "tiny:"
+TWIN_SCALE = 16  # a tiny twin generates at 1/16 of its preset's native width and height
+
+
+def tiny_twin(preset: Preset) -> Preset:
+    """``preset`` on random weights of its family's tiny model of the same architecture: its fps, frame rule,
+    longest clip, long-clip method, steps, guidance, shift, negative prompt, audio and variant all kept, so a
+    request plans and renders through exactly its code path; only the weights and the native size (1/16 per side,
+    on its size multiple) differ. ``FRAMECAST_MODEL=tiny:<preset>`` runs it (CPU smoke runs, CI)."""
+    if preset.tiny:
+        return preset
+    m = preset.size_multiple
+    width, height = (max(m, round(side / TWIN_SCALE / m) * m) for side in preset.native_size)
+    return replace(
+        preset,
+        name=TINY_PREFIX + preset.name,
+        repo_id="",
+        dtype="float32",
+        native_width=width,
+        native_height=height,
+        licence=f"test model (random weights) of {preset.name}",
+        size_gb=0.0,
+        memory_gb=0.0,
+        tiny=True,
+        arch=preset.architecture,
+        allow_patterns=None,
+    )
 
 
 def all_presets() -> list[Preset]:
@@ -121,6 +159,7 @@ register(
         licence="Apache-2.0",
         size_gb=34.0,
         memory_gb=40.0,
+        auto_rank=2,
     )
 )
 register(
@@ -143,6 +182,7 @@ register(
         licence="Apache-2.0",
         size_gb=29.0,
         memory_gb=20.0,
+        auto_rank=3,
     )
 )
 register(
@@ -166,6 +206,7 @@ register(
         licence="Apache-2.0",
         size_gb=126.0,
         memory_gb=80.0,
+        auto_rank=1,
     )
 )
 register(
@@ -315,6 +356,8 @@ def register_variant(variant: Variant) -> Preset:
             name=variant.name,
             variant=variant.name,
             repo_id=variant.repo_id or base.repo_id,
+            arch=base.architecture,
+            auto_rank=None,
             steps=variant.steps,
             guidance_scale=variant.guidance_scale,
             guidance_scale_2=variant.guidance_scale_2 or base.guidance_scale_2,
@@ -366,18 +409,33 @@ register_variant(
 
 
 def pick_auto(cuda_total_gb: float | None) -> tuple[Preset, str]:
-    """The preset ``FRAMECAST_MODEL=auto`` runs on this hardware, and why. ``None``: no CUDA device."""
+    """The preset ``FRAMECAST_MODEL=auto`` runs on this hardware, and why. ``None``: no CUDA device.
+
+    The rule (docs/models.md): among the presets with an ``auto_rank`` (base models under a licence that lets
+    anyone use them commercially anywhere: Apache-2.0 or MIT; never a speed variant, never a licence with a
+    revenue cap or excluded territories), the best-ranked one that runs on the card with at most model CPU
+    offload, i.e. whose largest component (about half of ``memory_gb``) fits in its memory; on a card too small
+    for any, the smallest, with group offload.
+    """
     if cuda_total_gb is None:
         return get_preset("tiny-wan"), (
             "no CUDA GPU found, so FRAMECAST_MODEL=auto picked tiny-wan: a RANDOM-WEIGHT TEST MODEL "
             "whose videos are noise; set FRAMECAST_MODEL=wan2.1-t2v-1.3b (slow on a CPU) or run on a GPU "
             "for real videos (see `framecast models list`)"
         )
-    if cuda_total_gb >= 24:
-        return get_preset(
-            "wan2.2-ti2v-5b"
-        ), f"CUDA GPU with {cuda_total_gb:.0f} GB (>= 24 GB): wan2.2-ti2v-5b"
-    return get_preset("wan2.1-t2v-1.3b"), f"CUDA GPU with {cuda_total_gb:.0f} GB (< 24 GB): wan2.1-t2v-1.3b"
+    ranked = sorted((p for p in all_presets() if p.auto_rank is not None), key=lambda p: p.auto_rank or 0)
+    for preset in ranked:
+        if preset.memory_gb / 2 <= cuda_total_gb:
+            mode = "on the GPU" if preset.memory_gb <= cuda_total_gb else "with model offload"
+            return preset, (
+                f"CUDA GPU with {cuda_total_gb:.0f} GB: {preset.name}, the best-ranked model that fits "
+                f"({preset.memory_gb:.0f} GB {mode})"
+            )
+    smallest = ranked[-1]
+    return smallest, (
+        f"CUDA GPU with {cuda_total_gb:.0f} GB, too small for every model without group offload: "
+        f"{smallest.name}, the smallest"
+    )
 
 
 def resolve_preset(model: str, cuda_total_gb: Callable[[], float | None]) -> Preset:

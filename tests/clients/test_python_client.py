@@ -13,8 +13,8 @@ import fal_client
 import pytest
 from fal_client.client import FalClientHTTPError
 
-from tests.clients.conftest import ENDPOINT, KEY, OTHER_KEY, probe_mp4
-from tests.live_server import LiveServer
+from tests.clients.conftest import ENDPOINT, KEY, OTHER_KEY
+from tests.live_server import LiveServer, probe_mp4
 
 SMALL = {"prompt": "a red fox running through snow", "resolution": "360p", "aspect_ratio": "1:1", "seed": 7}
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.clients.conftest import KEY, probe_mp4
-from tests.live_server import REPO, LiveServer
+from tests.clients.conftest import KEY
+from tests.live_server import REPO, LiveServer, probe_mp4
 
 # What an unchanged application does: plain fal_client calls, configured only by its environment.
 APPLICATION = """

@@ -150,6 +150,11 @@ class Family:
         """The pipeline at tiny size with random weights, built offline (tests, CI, CPU smoke runs)."""
         raise NotImplementedError(f"{self.name} has no tiny model")
 
+    def tiny_loras(self, count: int) -> tuple[str, tuple[str, ...]]:
+        """A folder of ``count`` random LoRA files for the tiny model's experts, one each (a tiny twin of a
+        LoRA variant, whose real files cannot be built), as ``(folder, file names)``."""
+        raise NotImplementedError(f"{self.name} has no tiny LoRAs")
+
     def _shifted(self, scheduler: Any) -> Any:
         # The preset's flow shift (its authors' value, which can differ from the hub config's).
         shift = self.preset.flow_shift

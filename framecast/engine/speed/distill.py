@@ -27,7 +27,9 @@ def apply(modules: Modules, options: DistillOptions) -> None:
             f"{options.name}: {len(options.lora_files)} LoRA files for {len(modules.experts)} experts"
         )
     for expert, weight_name in enumerate(options.lora_files):
-        modules.load_lora(options.lora_repo, weight_name, f"{options.name}-{expert}", expert)
+        # peft adapter names are module names: no dots.
+        adapter = f"{options.name}-{expert}".replace(".", "_")
+        modules.load_lora(options.lora_repo, weight_name, adapter, expert)
     # Fused into the weights, then the adapters dropped: no LoRA hooks left at render time. fuse_lora fuses
     # only "transformer" unless told, which would drop a second expert's LoRA.
     names = ["transformer", "transformer_2"][: len(modules.experts)]

@@ -220,6 +220,22 @@ def with_parts(pipe, **parts):
     )
 
 
+def save_random_lora(transformer: Any, folder: Path, seed: int, rank: int = 4) -> None:
+    """A random rank-``rank`` LoRA on the attention projections of a model shaped like ``transformer``, saved
+    as diffusers' Wan LoRA loader reads it (``folder/pytorch_lora_weights.safetensors``)."""
+    from diffusers import WanPipeline
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        source = type(transformer).from_config(transformer.config)
+        config = LoraConfig(
+            r=rank, lora_alpha=rank, target_modules=["to_q", "to_k", "to_v"], init_lora_weights=False
+        )
+        source.add_adapter(config)
+    WanPipeline.save_lora_weights(folder, transformer_lora_layers=get_peft_model_state_dict(source))
+
+
 def tiny(arch: str) -> Any:
     """The tiny ``WanPipeline`` of ``arch``'s published architecture (a ``configs/`` name), CPU, float32."""
     cpu = torch.device("cpu")

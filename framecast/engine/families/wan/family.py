@@ -8,6 +8,8 @@ checkpoint (FastWan) is sampled with ``DMDScheduler`` (dmd.py).
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -41,6 +43,7 @@ class WanFamily(Family):
         super().__init__(*args, **kwargs)
         self.negatives = loop.NegativePromptCache()  # the preset's default negative prompt, encoded once
         self._i2v: Any = None
+        self._lora_folder: tempfile.TemporaryDirectory | None = None
 
     # 1. Building
     def dtypes(self, dtype: torch.dtype) -> Any:
@@ -55,6 +58,15 @@ class WanFamily(Family):
 
     def tiny(self) -> Any:
         return build.tiny(self.preset.arch)
+
+    def tiny_loras(self, count: int) -> tuple[str, tuple[str, ...]]:
+        self._lora_folder = tempfile.TemporaryDirectory(prefix="framecast-tiny-lora-")  # lives with the model
+        files = []
+        for expert, model in enumerate(self.experts[:count]):
+            subfolder = Path(self._lora_folder.name) / f"expert{expert}"
+            build.save_random_lora(model, subfolder, seed=10 + expert)
+            files.append(f"expert{expert}/pytorch_lora_weights.safetensors")
+        return self._lora_folder.name, tuple(files)
 
     def load_lora_file(self, source: str, weight_name: str | None, adapter_name: str, expert: int) -> None:
         # The A14B's low-noise expert takes its LoRA through diffusers' Wan loader keyword.
