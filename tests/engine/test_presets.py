@@ -10,13 +10,27 @@ from framecast.engine.presets import VARIANTS, all_presets, get_preset, pick_aut
 from framecast.errors import ConfigError
 
 
-def test_auto_picks_by_cuda_memory_and_says_why():
-    assert pick_auto(80)[0].name == "wan2.2-ti2v-5b"
+def test_auto_picks_the_best_ranked_model_that_fits_the_card_and_says_why():
+    # wan2.2-t2v-a14b (rank 1) needs 80 GB, 40 with model offload; the 5B 40 (20); the 1.3B 20 (10).
+    assert pick_auto(141)[0].name == "wan2.2-t2v-a14b"
+    preset, why = pick_auto(80)
+    assert preset.name == "wan2.2-t2v-a14b" and "80 GB on the GPU" in why
+    assert "with model offload" in pick_auto(48)[1] and pick_auto(48)[0].name == "wan2.2-t2v-a14b"
     assert pick_auto(24)[0].name == "wan2.2-ti2v-5b"
     assert pick_auto(16)[0].name == "wan2.1-t2v-1.3b"
+    smallest, why = pick_auto(6)
+    assert smallest.name == "wan2.1-t2v-1.3b" and "too small" in why
     preset, why = pick_auto(None)
     assert preset.name == "tiny-wan"
     assert "RANDOM-WEIGHT TEST MODEL" in why and "FRAMECAST_MODEL=" in why
+
+
+def test_auto_never_picks_a_variant_a_tiny_model_or_a_restrictive_licence():
+    ranked = [p for p in all_presets() if p.auto_rank is not None]
+    assert ranked and len({p.auto_rank for p in ranked}) == len(ranked)
+    for preset in ranked:
+        assert not preset.variant and not preset.tiny
+        assert preset.licence in ("Apache-2.0", "MIT"), preset.name
 
 
 def test_auto_without_cuda_logs_a_loud_warning(caplog):
@@ -99,3 +113,18 @@ def test_the_ti2v_turbo_variant_is_fastwans_dmd_checkpoint_at_three_steps_withou
     assert (turbo.steps, turbo.guidance_scale, turbo.extend) == (3, 1.0, "chain")
     assert VARIANTS[turbo.variant].dmd_timesteps == (1000, 757, 522)
     assert "negative prompt has no effect" in turbo.tradeoff
+
+
+def test_a_tiny_twin_keeps_everything_its_preset_plans_with_but_the_weights_and_the_native_size():
+    kept = ("fps", "frame_step", "size_multiple", "max_frames", "extend", "steps", "guidance_scale")
+    kept += ("guidance_scale_2", "flow_shift", "negative_prompt", "joint_audio", "variant", "call_kwargs")
+    for preset in (p for p in all_presets() if not p.tiny):
+        twin = get_preset(f"tiny:{preset.name}")
+        assert twin.name == f"tiny:{preset.name}" and twin.tiny and twin.repo_id == ""
+        assert all(getattr(twin, field) == getattr(preset, field) for field in kept), preset.name
+        assert twin.architecture == get_preset(preset.name).architecture
+        assert twin.native_width % twin.size_multiple == 0 and twin.native_height % twin.size_multiple == 0
+        assert twin.native_pixels < preset.native_pixels / 100
+    assert get_preset("tiny:tiny-wan") is get_preset("tiny-wan")
+    with pytest.raises(ConfigError, match="unknown model 'sora'"):
+        get_preset("tiny:sora")
