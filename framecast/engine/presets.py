@@ -108,11 +108,13 @@ def tiny_twin(preset: Preset) -> Preset:
     """``preset`` on random weights of its family's tiny model of the same architecture: its fps, frame rule,
     longest clip, long-clip method, steps, guidance, shift, negative prompt, audio and variant all kept, so a
     request plans and renders through exactly its code path; only the weights and the native size (1/16 per side,
-    on its size multiple) differ. ``FRAMECAST_MODEL=tiny:<preset>`` runs it (CPU smoke runs, CI)."""
+    on its size multiple, at least three multiples) differ. ``FRAMECAST_MODEL=tiny:<preset>`` runs it (CPU
+    smoke runs, CI)."""
     if preset.tiny:
         return preset
     m = preset.size_multiple
-    width, height = (max(m, round(side / TWIN_SCALE / m) * m) for side in preset.native_size)
+    # At least three multiples a side, so that any aspect still leaves a VAE decoder a few latent pixels.
+    width, height = (max(3 * m, round(side / TWIN_SCALE / m) * m) for side in preset.native_size)
     return replace(
         preset,
         name=TINY_PREFIX + preset.name,

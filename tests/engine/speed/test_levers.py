@@ -175,3 +175,23 @@ def test_lora_variant_fuses_each_file_into_its_own_expert(tmp_path):
     for expert, old, delta in zip(experts, before, deltas, strict=True):
         assert type(expert.blocks[0].attn1.to_q) is torch.nn.Linear  # fused, no adapter left
         assert torch.allclose(expert.blocks[0].attn1.to_q.weight, old + delta, atol=1e-5)
+
+
+def test_the_lever_table_in_the_docs_is_the_code_s_table_with_each_family_s_claims():
+    from pathlib import Path
+
+    from framecast.engine.families import all_families
+    from framecast.engine.speed import LEVERS
+
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "models.md").read_text()
+    rows = {}
+    for line in docs.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[0].startswith("`") and cells[1] in ("yes", "no"):
+            rows[cells[0].strip("`")] = (cells[1] == "yes", set(cells[3].split(", ")))
+    assert set(rows) == {lever.name for lever in LEVERS}
+    for lever in LEVERS:
+        claimed = {family.name for family in all_families() if lever.name in family.levers}
+        assert rows[lever.name] == (lever.exact, claimed), lever.name
+    every = {name for family in all_families() for name in family.levers}
+    assert every <= {lever.name for lever in LEVERS}  # no family claims a lever that does not exist
