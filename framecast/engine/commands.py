@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -125,6 +126,17 @@ class ProgressContext:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def plan(engine: Engine, request: TextToVideoInput) -> dict:
+    """What ``engine`` would render for ``request`` (``planning.summary``), without loading its model; the
+    creative stages' log lines go to the terminal's standard error."""
+    from framecast.engine.planning import summary
+
+    plan_of = getattr(engine, "plan", None)
+    if plan_of is None:
+        raise ModelUnavailableError(f"the {engine.name} engine does not plan: it renders without a model")
+    return summary(plan_of(request, lambda line: print(line, file=sys.stderr)), engine.preset)  # type: ignore[attr-defined]
 
 
 def generate(engine: Engine, request: TextToVideoInput, out: Path) -> RenderResult:

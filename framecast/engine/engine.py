@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import itertools
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ import torch
 
 from framecast.engine import weights
 from framecast.engine.base import RenderContext, RenderResult
+from framecast.engine.continuity import drift, match_colour
 from framecast.engine.creative import Creative, joint_soundtrack
 from framecast.engine.encode import encode_mp4
 from framecast.engine.families import get_family
@@ -29,7 +31,14 @@ from framecast.engine.frames import output_frames
 from framecast.engine.loading import model_dtype, pick_device, pick_offload, place
 from framecast.engine.options import EngineOptions
 from framecast.engine.planning import buckets
-from framecast.engine.planning.plan import PlanStage, RenderPlan, make_plan, shot_plans, shots_output
+from framecast.engine.planning.plan import (
+    PlanStage,
+    RenderPlan,
+    make_plan,
+    shot_plans,
+    shots_output,
+    summary,
+)
 from framecast.engine.presets import VARIANTS, Preset
 from framecast.engine.speed import lever
 from framecast.engine.speed.attention import AttentionOptions
@@ -56,10 +65,7 @@ class DiffusersEngine:
         self.name = preset.name
         self.variant = VARIANTS.get(preset.variant)
         self.model: Family = get_family(preset.family)(preset, self.variant)
-        if preset.extend == "chain" and not self.model.continues:
-            raise ConfigError(
-                f"{preset.name} chains long clips, which the {self.model.name} family cannot do"
-            )
+        check_long_clips(preset, self.model)
         self.device = "cpu"
         self.offload = "none"
         self.creative: Creative | None = None  # thinking_type, shots, style (LoRA), audio stage
@@ -88,7 +94,8 @@ class DiffusersEngine:
         place(self.pipe, self.device, self.offload)
         # 4. The settings' levers
         self._setting_levers()
-        self.creative = Creative(self.options, self.preset, self.device)
+        if self.creative is None:
+            self.creative = Creative(self.options, self.preset, self.device)
         logger.info(
             "loaded %s on %s (offload %s) in %.1f s",
             self.name,
@@ -177,14 +184,22 @@ class DiffusersEngine:
         logger.info("compiled %s's transformer blocks; warm-up (s per shape): %s", self.name, seconds)
         return seconds
 
-    # Rendering
+    # Planning and rendering
+    def plan(self, request: TextToVideoInput, log: Any) -> RenderPlan:
+        """The render plan of ``request``, without loading the model: the creative stages (thinking_type,
+        multi-clip, style) shape it, logging to ``log``."""
+        if self.creative is None:  # planning alone (framecast plan) needs no model, only the creative stages
+            self.creative = Creative(self.options, self.preset, pick_device(self.options.device))
+        stages = (*self.stages, *self.creative.stages(log))
+        stretch = self.options.long_clips == "stretch"
+        return make_plan(request, self.preset, stages=stages, separate_audio=True, stretch=stretch)
+
     def render(self, request: TextToVideoInput, ctx: RenderContext, out_path: Any) -> RenderResult:
-        # Creative hook: thinking_type, multi-clip and style shape the plan, logging to the job; the style's
-        # LoRA (if configured) is swapped in; presets without joint audio get the audio stage.
+        # The plan (also in the job's log), the style's LoRA (if configured) swapped in, then the render.
         self.load()
         assert self.creative is not None
-        stages = (*self.stages, *self.creative.stages(ctx.log))
-        plan = make_plan(request, self.preset, stages=stages, separate_audio=True)
+        plan = self.plan(request, ctx.log)
+        ctx.log(f"plan: {json.dumps(summary(plan, self.preset))}")
         self.creative.style_loras.activate(self.model, request.style)
         return self.render_plan(plan, ctx, out_path)
 
@@ -234,17 +249,22 @@ class DiffusersEngine:
         self.load()  # a no-op when warm
         if len(plan.shots) != 1:
             raise NotImplementedError("multi-shot plans are split by planning.shot_plans first")
+        if plan.temporal == "shots":
+            raise NotImplementedError("a long clip made of shots is split by the creative shots stage first")
         ctx.log(describe(plan))
         stop_if_asked(ctx)
         steps = Steps(ctx, steps_done, steps_total or plan.steps * plan.segments)
         with torch.inference_mode():
             clip = self.model.generate(plan, steps)
             video = clip.video
-            # "chain": each further segment starts from the last frame so far; its first frame repeats it.
+            # "chain": each further segment starts from the last frame so far (its first frame repeats it), its
+            # colours matched to that frame so that they do not drift from segment to segment.
             for segment in range(1, plan.segments):
                 steps = steps.then(plan.steps)
-                more = self.model.continue_clip(video[-1], plan, segment, steps)
-                video = torch.cat([video, more[1:].to(video.device)])
+                more = self.model.continue_clip(video[-1], plan, segment, steps).to(video.device)
+                video = torch.cat([video, match_colour(more, video[-1])[1:]])
+        if plan.segments > 1 or plan.temporal == "window":
+            ctx.log(f"continuity: {drift(video, plan.fps).line()}")
         return dataclasses.replace(clip, video=video)
 
     def _soundtrack(
@@ -259,6 +279,23 @@ class DiffusersEngine:
         return None, None
 
 
+LONG_CLIP_METHODS = ("chain", "window", "shots", "stretch")
+
+
+def check_long_clips(preset: Preset, model: Family) -> None:
+    """A preset's long-clip method must be one its family can run: chaining needs a continuation, windows need
+    the family's own loop; shots and (opt-in) stretch work on every family."""
+    method = preset.extend
+    if method not in LONG_CLIP_METHODS:
+        raise ConfigError(
+            f"{preset.name}: unknown long-clip method {method!r} ({', '.join(LONG_CLIP_METHODS)})"
+        )
+    if (method == "chain" and not model.continues) or (method == "window" and not model.windows):
+        raise ConfigError(
+            f"{preset.name} makes long clips by {method!r}, which the {model.name} family cannot do"
+        )
+
+
 def describe(plan: RenderPlan) -> str:
     line = (
         f"{plan.preset}: {plan.gen_width}x{plan.gen_height}, {plan.gen_frames} frames, {plan.steps} steps, "
@@ -269,6 +306,12 @@ def describe(plan: RenderPlan) -> str:
         line += f"; longer than the model's {plan.gen_frames} frames: motion slowed x{slowed:.2f}"
     elif plan.temporal == "chain":
         line += f"; {plan.segments} segments, each continuing from the last frame of the one before"
+    elif plan.temporal == "window":
+        starts = ", ".join(str(s) for s in plan.windows)
+        line += (
+            f"; longer than the model's {plan.window_frames} frames: {len(plan.windows)} overlapping windows "
+            f"(from frames {starts}) denoised together, blended in latent space"
+        )
     if plan.guidance_scale <= 1.0:
         line += "; no CFG (a distilled variant), so the negative prompt has no effect"
     return line

@@ -16,11 +16,15 @@ from framecast.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
+# Wan's authors' default negative prompt, in the English their README's diffusers example gives for it (Wan2.1
+# README, "Running with Diffusers"; the Chinese original is wan/configs/shared_config.py's sample_neg_prompt).
 WAN_NEGATIVE = (
-    "bright tones, overexposed, static, blurred details, subtitles, worst quality, low quality, "
-    "JPEG compression artifacts, ugly, deformed, extra fingers, poorly drawn hands, poorly drawn faces, "
-    "fused fingers, still picture, messy background, walking backwards"
+    "Bright tones, overexposed, static, blurred details, subtitles, style, works, paintings, images, static, "
+    "overall gray, worst quality, low quality, JPEG compression residue, ugly, incomplete, extra fingers, "
+    "poorly drawn hands, poorly drawn faces, deformed, disfigured, misshapen limbs, fused fingers, still picture, "
+    "messy background, three legs, many people in the background, walking backwards"
 )
+WAN_STYLE_TERMS = ("style", "works", "paintings", "images")
 LTX_NEGATIVE = (
     "worst quality, inconsistent motion, blurry, jittery, distorted, watermark, text, subtitles, "
     "low quality, static, deformed"
@@ -51,9 +55,14 @@ class Preset:
     flow_shift: float | None = None  # None: the scheduler config of the weights
     guidance_scale_2: float | None = None  # the low-noise expert of Wan2.2 A14B
     joint_audio: bool = False  # the pipeline renders an audio track with the video
-    # Clips longer than max_frames: "stretch" (resample in time) or "chain" (each segment an image-to-video
-    # continuation of the previous one's last frame; needs a model that takes a first frame, as TI2V does).
-    extend: str = "stretch"
+    # Terms of ``negative_prompt`` that name a look or medium ("style", "paintings"): dropped when a request asks
+    # for a style, because they would fight it (creative/styles.py).
+    style_terms: tuple[str, ...] = ()
+    # Clips longer than max_frames (planning/plan.py): "window" (overlapping windows denoised together; the
+    # family's own loop), "chain" (image-to-video continuations from the last frame; a model that takes a first
+    # frame, as TI2V does) or "shots" (shots of one subject, joined by cuts; any family). Never "stretch": that
+    # is the operator's opt-in for speed (FRAMECAST_LONG_CLIPS=stretch).
+    extend: str = "shots"
     tiny: bool = False  # random weights built in code by its family; output is noise
     # The published architecture its family builds the tiny model of (a name in families/<family>/configs/);
     # "" for a real preset: its own name.
@@ -147,17 +156,20 @@ register(
         pipeline_class="WanPipeline",
         repo_id="Wan-AI/Wan2.2-TI2V-5B-Diffusers",
         dtype="bfloat16",
+        # Wan2.2 wan/configs/wan_ti2v_5B.py: sample_fps 24, frame_num 121, vae_stride (4, 16, 16) with patch 2 (a
+        # multiple of 32), SIZE_CONFIGS 1280*704; sample_steps 50, sample_guide_scale 5.0, sample_shift 5.0.
         fps=24,
         frame_step=4,
         size_multiple=32,
         native_width=1280,
         native_height=704,
         max_frames=121,
-        extend="chain",
+        extend="chain",  # TI2V takes a first frame: its own continuation, colours matched at each join
         steps=50,
         guidance_scale=5.0,
         flow_shift=5.0,
         negative_prompt=WAN_NEGATIVE,
+        style_terms=WAN_STYLE_TERMS,
         licence="Apache-2.0",
         size_gb=34.0,
         memory_gb=40.0,
@@ -171,16 +183,22 @@ register(
         pipeline_class="WanPipeline",
         repo_id="Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
         dtype="bfloat16",
+        # Wan2.1 wan/configs: sample_fps 16, frame_num 81, vae_stride (4, 8, 8) with patch 2 (a multiple of 16);
+        # the README's 1.3B task runs at 832*480 and "we recommend setting --sample_guide_scale 6. The
+        # --sample_shift parameter can be adjusted within the range of 8 to 12" (its example: --sample_shift 8);
+        # 50 steps (generate.py's default sample_steps for t2v). diffusers' hub scheduler config says shift 3.0.
         fps=16,
         frame_step=4,
         size_multiple=16,
         native_width=832,
         native_height=480,
         max_frames=81,
+        extend="window",
         steps=50,
-        guidance_scale=5.0,
-        flow_shift=3.0,
+        guidance_scale=6.0,
+        flow_shift=8.0,
         negative_prompt=WAN_NEGATIVE,
+        style_terms=WAN_STYLE_TERMS,
         licence="Apache-2.0",
         size_gb=29.0,
         memory_gb=20.0,
@@ -194,17 +212,22 @@ register(
         pipeline_class="WanPipeline",
         repo_id="Wan-AI/Wan2.2-T2V-A14B-Diffusers",
         dtype="bfloat16",
+        # Wan2.2 wan/configs/wan_t2v_A14B.py: sample_fps 16, frame_num 81, sample_steps 40, sample_shift 12.0,
+        # sample_guide_scale (3.0, 4.0) for the (low-noise, high-noise) experts, boundary 0.875 (diffusers'
+        # boundary_ratio), vae_stride (4, 8, 8) with patch 2; SIZE_CONFIGS 1280*720 for 720P.
         fps=16,
         frame_step=4,
         size_multiple=16,
         native_width=1280,
         native_height=720,
         max_frames=81,
+        extend="window",
         steps=40,
         guidance_scale=4.0,
         guidance_scale_2=3.0,
         flow_shift=12.0,
         negative_prompt=WAN_NEGATIVE,
+        style_terms=WAN_STYLE_TERMS,
         licence="Apache-2.0",
         size_gb=126.0,
         memory_gb=80.0,
@@ -249,6 +272,7 @@ register(
         native_width=112,
         native_height=64,
         max_frames=81,
+        extend="window",
         steps=4,
         guidance_scale=5.0,
         negative_prompt="blurry",
@@ -403,7 +427,7 @@ register_variant(
         base="wan2.1-t2v-1.3b",
         first_block_cache=0.05,
         steps=50,
-        guidance_scale=5.0,
+        guidance_scale=6.0,  # the base model's (its authors' recommendation for the 1.3B)
         tradeoff="First Block Cache at 0.05: skips blocks 2..30 on steps whose first-block residual "
         "barely moved (typically 1.5-2x on 50 steps); fine texture can smear, more at higher thresholds.",
     )

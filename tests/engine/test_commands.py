@@ -79,3 +79,45 @@ def test_instant_engine_writes_a_small_valid_mp4_and_honours_cancel(tmp_path):
     with pytest.raises(RenderStopped, match="cancelled"):
         engine.render(request, stopped, tmp_path / "b.mp4")
     assert stopped.steps == [(1, 3)]
+
+
+def test_plan_shows_what_a_request_renders_without_loading_the_model():
+    engine = create_engine(Settings(model="wan2.1-t2v-1.3b", device="cpu"))
+    request = TextToVideoInput(prompt="a fox", duration="10", seed=5)
+    plan = commands.plan(engine, request)
+    assert engine.pipe is None  # type: ignore[attr-defined]  # planned, never loaded: no weights needed
+    assert plan["model"] == "wan2.1-t2v-1.3b" and plan["seed"] == 5
+    assert plan["output"] == {"width": 1280, "height": 720, "frames": 160, "fps": 16}
+    generation = plan["generation"]
+    assert (
+        generation["long_clip"] == "window"
+        and generation["frames"] == 161
+        and generation["windows"] == [0, 40, 80]
+    )
+    assert (plan["steps"], plan["guidance_scale"], plan["flow_shift"]) == (50, 6.0, 8.0)
+    assert plan["prompt"] == "a fox" and "walking backwards" in plan["negative_prompt"]
+    assert len(plan["shots"]) == 1
+
+
+def test_the_plan_command_prints_the_plan_as_json_for_the_same_flags_as_generate(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "FRAMECAST_DATA_DIR": str(tmp_path), "FRAMECAST_DEVICE": "cpu"}
+    args = [
+        sys.executable,
+        "-m",
+        "framecast",
+        "plan",
+        "a fox",
+        "--duration",
+        "8",
+        "--model",
+        "wan2.2-ti2v-5b",
+    ]
+    out = subprocess.run(args, capture_output=True, text=True, env=env, check=True, timeout=120)
+    plan = json.loads(out.stdout)
+    assert plan["generation"]["long_clip"] == "chain" and plan["generation"]["segments"] == 2
+    assert plan["generation"]["joins"] == [{"frame": 120, "how": "continues from the frame before"}]

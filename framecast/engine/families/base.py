@@ -103,6 +103,9 @@ class Family:
     levers: ClassVar[frozenset[str]] = frozenset()
     # Whether it continues a clip from a frame (``Preset.extend == "chain"``: ``continue_clip``).
     continues: ClassVar[bool] = False
+    # Whether its denoising loop blends overlapping windows of a longer clip (``Preset.extend == "window"``:
+    # ``generate`` honours ``plan.windows``).
+    windows: ClassVar[bool] = False
     # The attribute of each expert holding its repeated transformer blocks.
     blocks: ClassVar[str] = "transformer_blocks"
     # Attribute names of the denoisers on the pipeline, in the order the pipeline uses them.

@@ -11,6 +11,7 @@ from framecast.engine.planning.plan import (
     merge_negative,
     shot_plans,
     shots_output,
+    summary,
     with_prompts,
 )
 from framecast.engine.planning.sizes import OUTPUT_SIZES, generation_size
@@ -28,5 +29,6 @@ __all__ = [
     "merge_negative",
     "shot_plans",
     "shots_output",
+    "summary",
     "with_prompts",
 ]
