@@ -24,6 +24,7 @@ from framecast.api.protocol import REQUEST_ID_HEADER
 from framecast.api.proxy import PROXY_PATH, FalProxy
 from framecast.api.service import RequestService
 from framecast.config import Settings
+from framecast.egress import EgressPolicy
 from framecast.housekeeping import delete_expired
 from framecast.jobs.store import JobStore
 from framecast.schema import ENDPOINT_ID, TextToVideoInput
@@ -36,12 +37,18 @@ HOUSEKEEPING_SECONDS = 1.0
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 
-def create_app(settings: Settings, store: JobStore | None = None, storage: Storage | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    store: JobStore | None = None,
+    storage: Storage | None = None,
+    egress: EgressPolicy | None = None,
+) -> FastAPI:
     # 1. Collaborators: the ones passed in belong to the caller, the ones opened here to the app.
     owns_store = store is None
     store = store or JobStore.open(settings.database_url, max_attempts=settings.max_attempts)
     storage = storage or storage_for(settings)
-    webhooks = WebhookDispatcher(store, settings)
+    egress = egress or EgressPolicy.from_setting(settings.webhook_allow)
+    webhooks = WebhookDispatcher(store, settings, egress)
 
     # 2. The app and its state.
     app = FastAPI(
@@ -55,7 +62,7 @@ def create_app(settings: Settings, store: JobStore | None = None, storage: Stora
     app.state.store = store
     app.state.storage = storage
     app.state.webhooks = webhooks
-    app.state.service = RequestService(store, settings.sync_timeout_seconds)
+    app.state.service = RequestService(store, settings.sync_timeout_seconds, egress)
     app.state.key_checker = KeyChecker(settings.api_keys)
 
     # 3. Routes, errors, and the layers around them (the last added is the outermost).

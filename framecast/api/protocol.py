@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from framecast import egress
 from framecast.api.errors import (
     ERROR_TYPE_HEADER,
     REQUEST_TIMEOUT_TYPE_HEADER,
@@ -21,6 +22,7 @@ from framecast.api.errors import (
     UnsupportedMedia,
     pydantic_errors,
 )
+from framecast.errors import EgressRefused
 from framecast.jobs.models import Job, JobStatus, LogEntry, Priority
 from framecast.schema import APP_ID, ENDPOINT_ID, TextToVideoInput
 
@@ -104,20 +106,28 @@ def _file_ttl(value: str | None) -> int | None:
     return seconds
 
 
+def webhook_invalid(value: str, exc: EgressRefused) -> RequestInvalid:
+    error_type = {"scheme": "url_scheme", "too long": "url_too_long"}.get(exc.reason, "url_parsing")
+    return RequestInvalid(
+        [
+            {
+                "type": error_type,
+                "loc": ["query", "fal_webhook"],
+                "msg": f"Invalid webhook: {exc}",
+                "input": value,
+            }
+        ]
+    )
+
+
 def _webhook_url(value: str | None) -> str | None:
+    """The syntax rules (egress.target); where the host leads is checked next, by the egress policy."""
     if value is None:
         return None
-    if not value.startswith(("http://", "https://")) or len(value) > 2048:
-        raise RequestInvalid(
-            [
-                {
-                    "type": "url_scheme",
-                    "loc": ["query", "fal_webhook"],
-                    "msg": "Webhook must be an http(s) URL",
-                    "input": value,
-                }
-            ]
-        )
+    try:
+        egress.target(value)
+    except EgressRefused as exc:
+        raise webhook_invalid(value, exc) from None
     return value
 
 

@@ -59,6 +59,8 @@ async def accept(
     """Parse a submission (headers and body) and enqueue it: what the queue and sync routes share."""
     options = protocol.submit_options(request.headers, fal_webhook)
     body = protocol.parse_input(await request.body(), request.headers.get("content-type"))
+    if options.webhook_url is not None:
+        await service.admit_webhook(options.webhook_url)
     job, position = await service.writing(service.submit, body, options, principal, base_url)
     set_request_id(request, job.id)
     return job, position

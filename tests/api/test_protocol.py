@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from framecast.jobs.models import Priority
 from framecast.jobs.store import JobStore
 from tests.api.conftest import SMALL, SUBMIT, SYNC, requests_path, submit
+from tests.fake_dns import FakeDNS
 
 
 def detail_of(response: Any) -> list[dict[str, Any]]:
@@ -227,6 +228,38 @@ def test_fal_headers_are_stored_on_the_job(client: TestClient, store: JobStore) 
     assert job.start_deadline is not None
     assert (job.start_deadline - job.created_at).total_seconds() == pytest.approx(12.5)
     assert job.base_url == "http://testserver"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000/queue/fal-ai/pixverse/v5.5/text-to-video",  # the API itself
+        "http://localhost:5432/",
+        "http://2130706433/",
+        "http://0x7f.1/",
+        "http://0.0.0.0:8000/",
+        "http://[::1]:8000/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://10.0.0.1/",
+        "http://192.168.1.1/admin",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[fd00::1]/",
+        "http://internal.example/hook",  # a name that resolves to a private address
+        "http://nowhere.example/hook",  # a name that does not resolve
+        "http://example.com/a\r\nX-Injected: 1",
+        "https://example.com/" + "a" * 2048,
+    ],
+)
+def test_a_webhook_the_server_must_not_reach_is_a_422_and_queues_nothing(
+    client: TestClient, store: JobStore, dns: FakeDNS, url: str
+) -> None:
+    dns.set("internal.example", "10.20.30.40")
+
+    detail = detail_of(client.post(SUBMIT, json=SMALL, params={"fal_webhook": url}))
+
+    assert detail[0]["loc"] == ["query", "fal_webhook"]
+    assert detail[0]["msg"].startswith("Invalid webhook: ")
+    assert store.claim("w", 30) is None
 
 
 def test_a_webhook_must_be_an_http_url(client: TestClient, store: JobStore) -> None:
