@@ -101,6 +101,13 @@ class Settings:
     webhook_allow: str = ""
     webhook_concurrency: int = 32  # webhook deliveries in flight at once
     webhook_per_host: int = 4  # of which at most this many to one host
+    # Connection limits (api/connections.py).
+    max_header_bytes: int = 32 * 1024  # request line and headers; past it: 431
+    header_timeout_seconds: float = (
+        5.0  # a request's headers must arrive within this of the connection being ready
+    )
+    body_timeout_seconds: float = 10.0  # its body within this of the end of its headers; past either: 408
+    max_connections: int = 1000  # open connections, kept below the file descriptor limit; past it: 503
     log_level: str = "info"
 
     @classmethod

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from framecast.api import create_app
+from framecast.api.connections import uvicorn_config
 from framecast.config import Settings
 from framecast.egress import EgressPolicy
 from framecast.engine.instant import InstantEngine
@@ -125,14 +126,8 @@ def live_without_worker(tmp_path: Path) -> Iterator[Live]:
 
 def _serve(settings: Settings, with_worker: bool) -> Iterator[Live]:
     store = JobStore.open(settings.database_url, max_attempts=settings.max_attempts)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, store=store, egress=egress_for(settings)),
-            host="127.0.0.1",
-            port=settings.port,
-            log_level="warning",
-        )
-    )
+    app = create_app(settings, store=store, egress=egress_for(settings))
+    server = uvicorn.Server(uvicorn_config(app, settings, log_level="warning"))
     stop = threading.Event()
     threads = [threading.Thread(target=server.run, daemon=True)]
     if with_worker:
