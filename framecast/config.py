@@ -108,6 +108,7 @@ class Settings:
     )
     body_timeout_seconds: float = 10.0  # its body within this of the end of its headers; past either: 408
     max_connections: int = 1000  # open connections, kept below the file descriptor limit; past it: 503
+    max_streams: int = 256  # concurrent status streams (SSE); past it: 503 with Retry-After
     log_level: str = "info"
 
     @classmethod

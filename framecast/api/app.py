@@ -23,6 +23,7 @@ from framecast.api.middleware import BodyLimit, RequestBoundary
 from framecast.api.protocol import REQUEST_ID_HEADER
 from framecast.api.proxy import PROXY_PATH, FalProxy
 from framecast.api.service import RequestService
+from framecast.api.stream import StreamSlots
 from framecast.config import Settings
 from framecast.egress import EgressPolicy
 from framecast.housekeeping import delete_expired
@@ -63,6 +64,7 @@ def create_app(
     app.state.storage = storage
     app.state.webhooks = webhooks
     app.state.service = RequestService(store, settings.sync_timeout_seconds, egress)
+    app.state.stream_slots = StreamSlots(settings.max_streams)
     app.state.key_checker = KeyChecker(settings.api_keys)
 
     # 3. Routes, errors, and the layers around them (the last added is the outermost).
