@@ -165,6 +165,7 @@ def router() -> APIRouter:
             f"{prefix}/{{request_id}}/cancel",
             cancel,
             methods=["PUT"],
+            status_code=202,  # the documented default: it never answers 200
             summary="Cancel a request",
             responses=_CANCEL_DOC,
             include_in_schema=doc,

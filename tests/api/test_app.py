@@ -49,6 +49,28 @@ def test_openapi_lists_the_real_routes_and_the_endpoint_schema(shared_client: Te
     assert ok["$ref"] == "#/components/schemas/TextToVideoOutput"
 
 
+def test_openapi_documents_every_status_code_the_api_can_answer(shared_client: TestClient) -> None:
+    paths = shared_client.get("/openapi.json").json()["paths"]
+
+    def codes(path: str, method: str) -> set[int]:
+        return {int(code) for code in paths[path][method]["responses"]}
+
+    everywhere = {408, 431, 500, 503}
+    submit = everywhere | {200, 401, 413, 415, 422, 429, 507}
+    assert codes(f"/queue/{ENDPOINT}", "post") == submit
+    assert codes(f"/{ENDPOINT}", "post") == submit | {504}
+    request = "/queue/fal-ai/pixverse/requests/{request_id}"
+    assert codes(f"{request}/status", "get") == everywhere | {200, 202, 401, 403, 404, 422}
+    assert codes(f"{request}/status/stream", "get") == everywhere | {200, 401, 403, 404, 422}
+    assert codes(request, "get") == everywhere | {200, 400, 401, 403, 404, 410, 422, 504}
+    assert codes(f"{request}/cancel", "put") == everywhere | {202, 400, 401, 403, 404, 422}
+    assert codes("/files/{key}", "get") == everywhere | {200, 404, 416, 422}
+    assert codes("/health", "get") == everywhere | {200}
+    too_many = paths[f"/queue/{ENDPOINT}"]["post"]["responses"]["429"]
+    assert "Retry-After" in too_many["headers"]
+    assert too_many["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/FalError"
+
+
 def test_jwks_publishes_the_webhook_signing_key(shared_client: TestClient) -> None:
     (key,) = shared_client.get("/.well-known/jwks.json").json()["keys"]
 
