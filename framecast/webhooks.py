@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -198,7 +199,7 @@ class WebhookDispatcher:
     async def _fill(self, client: httpx.AsyncClient, tasks: set[asyncio.Task[None]]) -> int:
         claimed = 0
         while len(tasks) < self.settings.webhook_concurrency:
-            delivery = await asyncio.to_thread(self._claim)
+            delivery = await self._claim()
             if delivery is None:
                 break
             claimed += 1
@@ -213,18 +214,27 @@ class WebhookDispatcher:
         else:
             await asyncio.sleep(self.settings.poll_seconds)
 
-    def _claim(self) -> WebhookDelivery | None:
+    async def _claim(self) -> WebhookDelivery | None:
+        """The oldest due delivery not to a busy host or owner, counted as theirs at once (the counts live on the
+        loop; the store is called on a thread)."""
         per_host = self.settings.webhook_per_host
-        return self.store.claim_webhook(
-            self.worker_id,
-            self.lease_seconds,
-            busy_hosts={host for host, n in self._hosts.items() if n >= per_host},
-            busy_owners={owner for owner, n in self._owners.items() if n >= self.per_owner},
+        delivery = await asyncio.to_thread(
+            partial(
+                self.store.claim_webhook,
+                self.worker_id,
+                self.lease_seconds,
+                busy_hosts={host for host, n in self._hosts.items() if n >= per_host},
+                busy_owners={owner for owner, n in self._owners.items() if n >= self.per_owner},
+            )
         )
+        if delivery is not None:
+            self._hosts[target_host(delivery.url)] += 1
+            self._owners[delivery.job.owner] += 1
+        return delivery
 
     async def _deliver_one(self) -> bool:
         async with self._client() as client:
-            delivery = await asyncio.to_thread(self._claim)
+            delivery = await self._claim()
             if delivery is None:
                 return False
             await self._deliver(client, delivery)
@@ -242,11 +252,8 @@ class WebhookDispatcher:
             verify=self._ssl,
         )
 
-    # 2. One try: counted against its host and owner while in flight, then recorded.
+    # 2. One try, counted against its host and owner until it is recorded.
     async def _deliver(self, client: httpx.AsyncClient, delivery: WebhookDelivery) -> None:
-        host, owner = target_host(delivery.url), delivery.job.owner
-        self._hosts[host] += 1
-        self._owners[owner] += 1
         try:
             failure = await self._attempt(client, delivery)
             await asyncio.to_thread(self._record, delivery, failure)
@@ -255,8 +262,8 @@ class WebhookDispatcher:
                 "webhook %d: cannot record the outcome of attempt %d", delivery.id, delivery.attempt
             )
         finally:
-            _release(self._hosts, host)
-            _release(self._owners, owner)
+            _release(self._hosts, target_host(delivery.url))
+            _release(self._owners, delivery.job.owner)
 
     async def _attempt(self, client: httpx.AsyncClient, delivery: WebhookDelivery) -> Failure | None:
         try:
