@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable
 
 import torch
 
-from bench import randmodels
 from bench.gpu_model import FULL, PROMPT, Arm, PresetRun, latent_tokens_of, rel_err
-from framecast.engine import accel, fp8, presets, wan_loop
-from framecast.engine.dmd import DMDScheduler
+from framecast.engine import presets
+from framecast.engine.families.wan import WanFamily
+from framecast.engine.families.wan import build as wan_build
+from framecast.engine.families.wan import loop as wan_loop
+from framecast.engine.planning import make_plan
+from framecast.engine.speed import attention, fp8
+from framecast.engine.speed import vae as vae_lever
+from framecast.engine.speed.compile import compile_transformer
+from framecast.schema import TextToVideoInput
 
 
 class ArmsMixin:
@@ -90,15 +97,11 @@ class ArmsMixin:
         return arm
 
     @contextlib.contextmanager
-    def levers(
-        self, run: PresetRun, *, attention: bool = True, fused: bool = False, fp8_linears: bool = False
-    ):
+    def levers(self, run: PresetRun, *, probed: bool = True, fp8_linears: bool = False):
         """The engine's transformer-side levers (the probed attention backend; FP8 when asked) on the shared
-        transformer for one arm, undone afterwards. Fused QKV is measured alone; the engine does not use it."""
-        if attention:
-            accel.set_attention_backend(run.transformer, run.backend)
-        if fused:
-            accel.fuse_qkv(run.transformer)
+        transformer for one arm, undone afterwards."""
+        if probed:
+            attention.set_attention_backend(run.transformer, run.backend)
         if fp8_linears:
             run.res["fp8_layers"] = fp8.quantize_linears(run.transformer)
         try:
@@ -106,9 +109,7 @@ class ArmsMixin:
         finally:
             if fp8_linears:
                 fp8.restore_linears(run.transformer)
-            if fused:
-                accel.fuse_qkv(run.transformer, on=False)
-            accel.set_attention_backend(run.transformer, "native")
+            attention.set_attention_backend(run.transformer, "native")
 
     def arm(self, run: PresetRun, arm_name: str, fn: Callable[[], Arm]) -> None:
         """Run one arm if it was asked for and fits the budget; keep what it measured."""
@@ -131,7 +132,7 @@ class ArmsMixin:
     def core_arms(self, run: PresetRun) -> None:
         def alone(arm_name: str, fn, **levers) -> Callable[[], Arm]:
             def measured() -> Arm:
-                with self.levers(run, **{"attention": False, "fused": False, **levers}):
+                with self.levers(run, **{"probed": False, **levers}):
                     return fn(arm_name)
 
             return measured
@@ -139,7 +140,7 @@ class ArmsMixin:
         self.arm(run, "plain", lambda: self.run_plain(run, "plain"))
         self.arm(run, "framecast", lambda: self.framecast_arm(run, "framecast"))
         if run.backend != "native":
-            self.arm(run, "attn", alone("attn", lambda n: self.run_plain(run, n), attention=True))
+            self.arm(run, "attn", alone("attn", lambda n: self.run_plain(run, n), probed=True))
         cfg_batch = wan_loop.LoopOptions(batched_cfg=True, uniform_timesteps=False)
         self.arm(run, "cfg-batch", alone("cfg-batch", lambda n: self.run_loop(run, cfg_batch, n)))
         if run.expand:
@@ -150,9 +151,8 @@ class ArmsMixin:
             self.arm(
                 run,
                 "no-cfg",
-                alone("no-cfg", lambda n: self.run_loop(run, FULL, n, cfg=False), attention=True),
+                alone("no-cfg", lambda n: self.run_loop(run, FULL, n, cfg=False), probed=True),
             )
-        self.arm(run, "fuse-qkv", alone("fuse-qkv", lambda n: self.run_plain(run, n), fused=True))
         if self.fp8_runs():
             self.arm(run, "fp8", lambda: self.framecast_arm(run, "fp8", fp8_linears=True))
 
@@ -175,16 +175,14 @@ class ArmsMixin:
         """VAE decode of the framecast arm's latents: fp32 (plain's and the engine's), bf16, and channels-last."""
         res, name = run.res, run.name
         final = run.arms["framecast"].latents if "framecast" in run.arms else run.x0
-        vae16 = randmodels.build_vae(run.cfg, self.device, self.dtype)
-        pipe16 = randmodels.with_parts(run.pipe, vae=vae16)
+        vae16 = wan_build.build_vae(run.cfg, self.device, self.dtype)
+        pipe16 = wan_build.with_parts(run.pipe, vae=vae16)
         videos: dict[str, torch.Tensor] = {}
         estimate = 4 * run.est_step + 5
 
         def decode(key: str, pipe, latents: torch.Tensor, reference: str | None = None) -> None:
             self.reset_peak()
-            video, res[f"decode_{key}_s"] = self.timed(
-                lambda: wan_loop.decode_latents(pipe, latents, "pt-raw")
-            )
+            video, res[f"decode_{key}_s"] = self.timed(lambda: wan_loop.decode(pipe, latents, "pt-raw"))
             res[f"decode_{key}_peak_gib"] = self.peak_gib()
             videos[key] = video
             if reference in videos:
@@ -192,7 +190,7 @@ class ArmsMixin:
             self.log(f"{name} VAE decode {key}: {res[f'decode_{key}_s']:.2f}s")
 
         def channels_last(key: str, pipe, reference: str) -> None:
-            accel.channels_last_3d(pipe.vae)
+            vae_lever.channels_last_3d(pipe.vae)
             try:
                 decode(key, pipe, final.contiguous(memory_format=torch.channels_last_3d), reference)
             finally:
@@ -228,8 +226,9 @@ class ArmsMixin:
             )
 
     def turbo(self, run: PresetRun, label: str) -> None:
-        """The DMD variant of this preset as a request runs it: prompt encode, its steps without CFG, fp32 decode;
-        twice, the second timed (the first pays cuDNN's and the allocator's warm-up)."""
+        """The DMD variant of this preset as a request runs it, through the engine's family (its latents, then
+        its decode): prompt encode, its steps without CFG, fp32 decode; twice, the second timed (the first pays
+        cuDNN's and the allocator's warm-up)."""
         variant = next((v for v in presets.VARIANTS.values() if v.base == run.name and v.dmd_timesteps), None)
         wanted = self.args.arms is None or "turbo" in self.args.arms
         if variant is None or not wanted:
@@ -245,42 +244,34 @@ class ArmsMixin:
         if not self.budget.allows(f"{run.name} {label}", estimate, self.log):
             return
 
+        preset = presets.get_preset(variant.name)
+        plan = make_plan(TextToVideoInput(prompt=PROMPT, seed=0), preset)
+        case = run.case
+        plan = dataclasses.replace(plan, gen_width=case.width, gen_height=case.height, gen_frames=case.frames)
+        family = WanFamily(preset, variant)
+        family.pipe = run.pipe
+
         def once() -> dict:
-            pipe, case = run.pipe, run.case
-            saved, pipe.scheduler = pipe.scheduler, DMDScheduler(variant.dmd_timesteps)
+            pipe = run.pipe
+            saved = pipe.scheduler
+            pipe.scheduler = family.replaced_components()["scheduler"]
             try:
                 with self.levers(run):
-                    (positive, _), text = self.timed(
+                    # The family encodes the prompt inside latents(); its encoder time is measured alone first.
+                    _, text = self.timed(
                         lambda: wan_loop.encode_prompts(
-                            pipe,
-                            PROMPT,
-                            "",
-                            guidance=False,
-                            device=self.device,
-                            max_sequence_length=case.text_tokens,
+                            pipe, PROMPT, "", guidance=False, device=self.device, max_sequence_length=512
                         )
                     )
-                    latents, denoise = self.timed(
-                        lambda: wan_loop.denoise(
-                            pipe,
-                            prompt_embeds=positive,
-                            negative_prompt_embeds=None,
-                            height=case.height,
-                            width=case.width,
-                            num_frames=case.frames,
-                            num_inference_steps=variant.steps,
-                            guidance_scale=1.0,
-                            generator=torch.Generator().manual_seed(0),
-                        )
-                    )
-                    _, decode = self.timed(lambda: wan_loop.decode_latents(pipe, latents, "pt-raw"))
+                    latents, denoise = self.timed(lambda: family.latents(plan, None))
+                    _, decode = self.timed(lambda: wan_loop.decode(pipe, latents, "pt-raw"))
             finally:
                 pipe.scheduler = saved
             return {
                 "text_s": text,
-                "denoise_s": denoise,
+                "denoise_s": denoise - text,
                 "decode_s": decode,
-                "total_s": text + denoise + decode,
+                "total_s": denoise + decode,
             }
 
         def measured() -> None:
@@ -312,7 +303,7 @@ class ArmsMixin:
             return measured
 
         def compile_arms() -> None:
-            accel.compile_transformer(
+            compile_transformer(
                 run.transformer, backend=self.args.compile_backend, mode=self.args.compile_mode
             )
             self.arm(run, "+compile", compiled("+compile"))
@@ -340,10 +331,10 @@ class ArmsMixin:
         counter = FlopCounterMode(display=False)
         # CPU SDPA runs a fused kernel flop_counter does not know; the math path is counted op by op.
         kernel = sdpa_kernel([SDPBackend.MATH]) if self.device.type == "cpu" else contextlib.nullcontext()
-        accel.set_attention_backend(transformer, "native" if self.device.type == "cpu" else backend)
+        attention.set_attention_backend(transformer, "native" if self.device.type == "cpu" else backend)
         try:
             with counter, kernel, torch.no_grad():
                 transformer(x, timestep, context, return_dict=False)
         finally:
-            accel.set_attention_backend(transformer, "native")
+            attention.set_attention_backend(transformer, "native")
         return counter.get_total_flops() / 1e12

@@ -1,20 +1,20 @@
 """Issue 6: plain diffusers against Framecast's path, same card, same model, same steps, in one process.
 
 Full-size Wan transformers, VAEs and the umT5-XXL text encoder with random weights in bf16 (configs from
-framecast/engine/configs/), built directly on the GPU. Arms, each timed over a few denoising steps after a
+framecast/engine/families/wan/configs/), built directly on the GPU. Arms, each timed over a few denoising steps after a
 warm-up and extrapolated to the preset's default step count:
 
   plain      WanPipeline.__call__ as diffusers' docs show it: default attention, its own CFG loop (two
              forwards of batch 1 per step), fp32 VAE
-  attn       the same loop with the fastest attention backend that passes the probe (accel)
-  cfg-batch  wan_loop: conditional and unconditional rows in one forward of batch 2, default attention
-  uniform-t  wan_loop: one timestep per row instead of per token (TI2V only), sequential CFG
+  attn       the same loop with the fastest attention backend that passes the probe (speed/attention.py)
+  cfg-batch  the Wan family's loop: conditional and unconditional rows in one forward of batch 2, default attention
+  uniform-t  the Wan family's loop: one timestep per row instead of per token (TI2V only), sequential CFG
   no-cfg     framecast's step without guidance: what a CFG-free distilled variant pays (presets.VARIANTS)
-  fuse-qkv   the pipeline's own loop with fused QKV projections (accel.fuse_qkv)
-  framecast  the engine's path: wan_loop with attn + cfg-batch + uniform-t, cached negative embeddings
-  fp8        framecast with FP8 matmuls in the blocks (fp8.py; quality-changing, opt-in in the engine)
+  framecast  the engine's path: the loop with attn + cfg-batch + uniform-t, cached negative embeddings
+  fp8        framecast with FP8 matmuls in the blocks (speed/fp8.py; quality-changing, opt-in in the engine)
   turbo      the preset's DMD variant (wan2.2-ti2v-5b-turbo) measured end to end as a request runs it: prompt
-             encode, 3 steps without CFG, fp32 decode (not extrapolated)
+             encode, 3 steps without CFG, fp32 decode, through the family's latents and decode (not
+             extrapolated)
   +compile   framecast after compile_repeated_blocks (with --compile; first-steps time reported), then turbo
              and fp8 again on the compiled blocks (``turbo +compile``, ``+compile+fp8``)
 
@@ -49,7 +49,6 @@ from pathlib import Path
 
 import torch
 
-from bench import randmodels
 from bench.gpu_arms import ArmsMixin
 from bench.gpu_model import (
     CASES,
@@ -63,7 +62,9 @@ from bench.gpu_model import (
     rel_err,
 )
 from bench.gpu_report import NO_CFG_ARMS, format_tables
-from framecast.engine import accel, wan_loop
+from framecast.engine.families.wan import build as wan_build
+from framecast.engine.families.wan import loop as wan_loop
+from framecast.engine.speed import attention
 
 
 class Bench(ArmsMixin):
@@ -150,7 +151,7 @@ class Bench(ArmsMixin):
         self.summarize(run)
 
     def build_preset(self, name: str, text_encoder, tokenizer, peak_tflops: float) -> PresetRun:
-        cfg = randmodels.tiny_config(name) if self.args.tiny else randmodels.load_config(name)
+        cfg = wan_build.tiny_config(name) if self.args.tiny else wan_build.load_config(name)
         case = (TINY_CASES if self.args.tiny else CASES)[name]
         res: dict = {"case": case.__dict__, "arms": {}, "build_s": {}, "turbo": {}}
         self.results["presets"][name] = res
@@ -163,12 +164,12 @@ class Bench(ArmsMixin):
             f"{step_flops / 1e12:.4g} TFLOP/step (analytic)"
         )
         transformer, res["build_s"]["transformer"] = self.timed(
-            lambda: randmodels.build_transformer(cfg, self.device, self.dtype)
+            lambda: wan_build.build_transformer(cfg, self.device, self.dtype)
         )
         vae32, res["build_s"]["vae"] = self.timed(
-            lambda: randmodels.build_vae(cfg, self.device, torch.float32)
+            lambda: wan_build.build_vae(cfg, self.device, torch.float32)
         )
-        pipe = randmodels.build_pipeline(
+        pipe = wan_build.build_pipeline(
             cfg,
             device=self.device,
             dtype=self.dtype,
@@ -226,10 +227,10 @@ class Bench(ArmsMixin):
         t = run.cfg["transformer"]
         shape = (2, run.res["tokens"], t["num_attention_heads"], t["attention_head_dim"])
         probe = self.guarded(
-            "attention probe", lambda: accel.use_fastest_attention([run.transformer], time_shape=shape)
+            "attention probe", lambda: attention.use_fastest_attention([run.transformer], time_shape=shape)
         )
         run.backend = probe[0] if probe else "native"
-        accel.set_attention_backend(run.transformer, "native")
+        attention.set_attention_backend(run.transformer, "native")
         run.res["attention"] = {
             p.name: (p.seconds if p.ok else p.detail) for p in (probe[1] if probe else [])
         }
@@ -284,11 +285,11 @@ class Bench(ArmsMixin):
         self.log(f"env: {env}")
         peak = self.measure_peak()
         self.results["peak_tflops"] = peak
-        tokenizer = randmodels.build_tokenizer()
+        tokenizer = wan_build.build_tokenizer()
         name = "tiny" if self.args.tiny else "umt5-xxl"
         self.reset_peak()
         text_encoder, build_s = self.timed(
-            lambda: randmodels.build_text_encoder(name, self.device, self.dtype, len(tokenizer))
+            lambda: wan_build.build_text_encoder(name, self.device, self.dtype, len(tokenizer))
         )
         self.results["text_encoder_build_s"] = build_s
         self.log(f"built text encoder {name} in {build_s:.1f}s ({self.peak_gib():.1f} GiB)")
@@ -317,7 +318,6 @@ ARMS = (
     "cfg-batch",
     "uniform-t",
     "no-cfg",
-    "fuse-qkv",
     "fp8",
     "turbo",
     "+compile",

@@ -9,7 +9,8 @@ from typing import Any
 
 import torch
 
-from framecast.engine import presets, wan_loop
+from framecast.engine import presets
+from framecast.engine.families.wan import loop as wan_loop
 
 PROMPT = "a red fox runs through fresh snow at dawn, cinematic light, shallow depth of field"
 

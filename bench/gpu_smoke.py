@@ -23,8 +23,9 @@ from pathlib import Path
 
 import torch
 
-from bench import randmodels
-from framecast.engine import wan_loop
+from framecast.engine.families.ltx2 import build as ltx2_build
+from framecast.engine.families.wan import build as wan_build
+from framecast.engine.families.wan import loop as wan_loop
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def _sync(device: torch.device) -> None:
 
 
 def smoke_preset(name: str, device: torch.device, dtype: torch.dtype, tiny: bool, steps: int = 2) -> dict:
-    cfg = randmodels.tiny_config(name) if tiny else randmodels.load_config(name)
+    cfg = wan_build.tiny_config(name) if tiny else wan_build.load_config(name)
     size = TINY if tiny else SIZES[name]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -58,9 +59,7 @@ def smoke_preset(name: str, device: torch.device, dtype: torch.dtype, tiny: bool
 
     # 1. Build transformer(s) and VAE on the device (no text encoder: random embeddings stand in for it)
     start = time.perf_counter()
-    pipe = randmodels.build_pipeline(
-        cfg, device=device, dtype=dtype, vae_dtype=dtype, with_text_encoder=False
-    )
+    pipe = wan_build.build_pipeline(cfg, device=device, dtype=dtype, vae_dtype=dtype, with_text_encoder=False)
     _sync(device)
     row["build_s"] = time.perf_counter() - start
     pipe.set_progress_bar_config(disable=True)
@@ -95,7 +94,7 @@ def smoke_preset(name: str, device: torch.device, dtype: torch.dtype, tiny: bool
     # 3. VAE decode at native size
     _sync(device)
     start = time.perf_counter()
-    video = wan_loop.decode_latents(pipe, latents, "pt-raw")
+    video = wan_loop.decode(pipe, latents, "pt-raw")
     _sync(device)
     row["decode_s"] = time.perf_counter() - start
     row["video"] = list(video.shape)
@@ -114,7 +113,7 @@ def smoke_ltx2(device: torch.device, dtype: torch.dtype, tiny: bool, steps: int 
     Each step is one forward of batch 2 (conditional and unconditional rows, batched as LTX2Pipeline does)
     over the video and audio tokens of the clip, with random text embeddings of the connectors' width.
     """
-    cfg = randmodels.tiny_config("ltx-2") if tiny else randmodels.load_config("ltx-2")
+    cfg = ltx2_build.tiny_config() if tiny else ltx2_build.load_config()
     size = TINY if tiny else SIZES["ltx-2"]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -122,7 +121,7 @@ def smoke_ltx2(device: torch.device, dtype: torch.dtype, tiny: bool, steps: int 
 
     # 1. Build
     start = time.perf_counter()
-    transformer, vae = randmodels.build_ltx2(cfg, device, dtype)
+    transformer, vae = ltx2_build.build_transformer_and_vae(cfg, device, dtype)
     _sync(device)
     row["build_s"] = time.perf_counter() - start
 

@@ -169,7 +169,7 @@ def _worker(args: argparse.Namespace) -> None:
 
 
 def _generate(args: argparse.Namespace) -> None:
-    from framecast.engine import commands
+    from framecast.engine import commands, create_engine
     from framecast.schema import TextToVideoInput
 
     request = TextToVideoInput(
@@ -184,7 +184,7 @@ def _generate(args: argparse.Namespace) -> None:
         generate_multi_clip_switch=args.multi_clip,
         thinking_type=args.thinking_type,
     )
-    result = commands.generate(settings_from(args), request, args.output)
+    result = commands.generate(create_engine(settings_from(args)), request, args.output)
     print(
         f"wrote {args.output}: {result.width}x{result.height}, {result.frames} frames at {result.fps:g} fps, "
         f"seed {result.seed}"
@@ -192,21 +192,21 @@ def _generate(args: argparse.Namespace) -> None:
 
 
 def _models_list(args: argparse.Namespace) -> None:
-    from framecast.engine import commands
+    from framecast.engine import commands, engine_options
 
-    print(commands.models_list(settings_from(args)))
+    print(commands.models_list(engine_options(settings_from(args))))
 
 
 def _models_pull(args: argparse.Namespace) -> None:
-    from framecast.engine import commands
+    from framecast.engine import commands, engine_options
 
-    print(f"{args.name}: weights in {commands.models_pull(settings_from(args), args.name)}")
+    print(f"{args.name}: weights in {commands.models_pull(engine_options(settings_from(args)), args.name)}")
 
 
 def _models_verify(args: argparse.Namespace) -> None:
-    from framecast.engine import commands
+    from framecast.engine import commands, engine_options
 
-    print(commands.models_verify(settings_from(args), args.name))
+    print(commands.models_verify(engine_options(settings_from(args)), args.name))
 
 
 def _cert(args: argparse.Namespace) -> None:

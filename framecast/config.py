@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +35,7 @@ def _parse_bool(text: str) -> bool:
         return True
     if value in ("0", "false", "no", "off", ""):
         return False
-    raise ConfigError(f"not a boolean: {text!r}")
+    raise ValueError(f"not a boolean: {text!r}")
 
 
 def _parse_floats(text: str) -> tuple[float, ...]:
@@ -115,10 +117,11 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         environ = os.environ if environ is None else environ
         values: dict[str, object] = {}
+        hints = typing.get_type_hints(cls)  # real types: the annotations are strings (PEP 563)
         for f in dataclasses.fields(cls):
             raw = environ.get(ENV_PREFIX + f.name.upper())
             if raw is not None:
-                values[f.name] = _convert(f.name, f.type, raw)
+                values[f.name] = _convert(f.name, hints[f.name], raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)  # type: ignore[arg-type]
         return settings.resolved()
@@ -166,20 +169,29 @@ def is_loopback(host: str) -> bool:
 
 
 def _convert(name: str, kind: object, raw: str) -> object:
-    kind = str(kind)
+    """``raw`` as the field's declared type (``kind`` is the resolved annotation, not its string)."""
     try:
         if name == "api_keys":
             return _parse_keys(raw)
-        if "tuple" in kind:
-            return _parse_floats(raw)
-        if kind == "bool":
-            return _parse_bool(raw)
-        if kind == "int":
-            return int(raw)
-        if kind == "float":
-            return float(raw)
-        if kind == "Path":
-            return Path(raw)
+        return _as_type(kind, raw)
     except ValueError as exc:
         raise ConfigError(f"{ENV_PREFIX}{name.upper()}={raw!r}: {exc}") from exc
+
+
+def _as_type(kind: object, raw: str) -> object:
+    args = typing.get_args(kind)
+    if typing.get_origin(kind) in (types.UnionType, typing.Union):
+        # ``X | None``: an empty value is None, anything else must parse as X.
+        if type(None) in args and not raw.strip():
+            return None
+        (inner,) = [arg for arg in args if arg is not type(None)]
+        return _as_type(inner, raw)
+    if typing.get_origin(kind) is tuple:
+        return _parse_floats(raw)
+    if kind is bool:
+        return _parse_bool(raw)
+    if kind in (int, float):
+        return kind(raw)  # type: ignore[operator]
+    if kind is Path:
+        return Path(raw)
     return raw

@@ -158,11 +158,12 @@ def test_cancel_of_a_queued_and_a_running_tiny_wan_job_ends_both_within_one_step
 ) -> None:
     from dataclasses import replace
 
-    from framecast.engine.pipeline import DiffusersEngine
+    from framecast.engine import engine_options
+    from framecast.engine.engine import DiffusersEngine
     from framecast.engine.presets import get_preset
 
     # The real tiny diffusers model, given enough steps that a cancel lands mid-denoising.
-    engine = DiffusersEngine(replace(get_preset("tiny-wan"), steps=400), settings)
+    engine = DiffusersEngine(replace(get_preset("tiny-wan"), steps=400), engine_options(settings))
     engine.load()
     running, queued = submit(store, "the running one"), submit(store, "the queued one")
     running_worker(engine)

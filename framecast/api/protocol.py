@@ -273,10 +273,5 @@ def status_code_of(job: Job) -> int:
     return 200 if job.status is JobStatus.COMPLETED else 202
 
 
-def error_body(detail: Any, error_type: str | None) -> dict[str, Any]:
-    """fal's infrastructure error shape: ``{"detail": ..., "error_type": ...}``."""
-    return {"detail": detail, "error_type": error_type}
-
-
 def cancel_body(outcome: str) -> dict[str, str]:
     return {"status": outcome}

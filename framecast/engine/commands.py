@@ -7,15 +7,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from framecast.config import Settings
 from framecast.engine import weights
-from framecast.engine.base import RenderResult
+from framecast.engine.base import Engine, RenderResult
+from framecast.engine.options import EngineOptions
 from framecast.engine.presets import VARIANTS, all_presets, get_preset
 from framecast.errors import ModelUnavailableError
 from framecast.schema import TextToVideoInput
 
 
-def models_list(settings: Settings) -> str:
+def models_list(options: EngineOptions) -> str:
     """A table of the presets: name, download size, licence, whether the weights are on this machine, and
     under each variant what it trades for its speed."""
     rows = [("NAME", "SIZE", "WEIGHTS", "LICENCE")]
@@ -26,10 +26,10 @@ def models_list(settings: Settings) -> str:
             size = f"{preset.size_gb:.0f} GB"
             folder = weights.cached_folder(preset)
             present = "present" if folder is not None and not weights.problems(folder) else "missing"
-            if settings.model_path and settings.model == preset.name:
-                present = f"FRAMECAST_MODEL_PATH={settings.model_path}"
+            if options.model_path and options.model == preset.name:
+                present = f"FRAMECAST_MODEL_PATH={options.model_path}"
         rows.append((preset.name, size, present, preset.licence))
-    for extra, (source, _) in auxiliary_models(settings).items():
+    for extra, (source, _) in auxiliary_models(options).items():
         present = (
             "local folder"
             if Path(source).is_dir()
@@ -49,22 +49,22 @@ def models_list(settings: Settings) -> str:
     )
 
 
-def auxiliary_models(settings: Settings) -> dict[str, tuple[str, str]]:
+def auxiliary_models(options: EngineOptions) -> dict[str, tuple[str, str]]:
     """Models the creative controls use beside the video model: name -> (repo id or folder, what it does)."""
     return {
         "stable-audio-open": (
-            settings.audio_model,
+            options.audio_model,
             "audio stage of generate_audio_switch for video-only presets; Stability AI Community Licence "
             "(accept it on the Hub first: the repository is gated)",
         ),
-        "prompt-llm": (settings.prompt_llm, "thinking_type prompt optimisation and multi-clip shot prompts"),
+        "prompt-llm": (options.prompt_llm, "thinking_type prompt optimisation and multi-clip shot prompts"),
     }
 
 
-def models_pull(settings: Settings, name: str) -> Path:
+def models_pull(options: EngineOptions, name: str) -> Path:
     """Download a preset's weights (and a variant's LoRAs), or an auxiliary model, into the Hugging Face cache
     (``HF_HOME``), with progress bars."""
-    extra = auxiliary_models(settings).get(name)
+    extra = auxiliary_models(options).get(name)
     if extra is not None:
         return weights.pull_repo(extra[0], f"the {name} model")
     preset = get_preset(name)
@@ -76,14 +76,14 @@ def models_pull(settings: Settings, name: str) -> Path:
     return folder
 
 
-def models_verify(settings: Settings, name: str) -> str:
+def models_verify(options: EngineOptions, name: str) -> str:
     """One line saying the preset's weights are complete; ``ModelUnavailableError`` naming what is missing.
 
     When ``name`` is the configured model and ``FRAMECAST_MODEL_PATH`` is set, that folder is checked.
     """
     preset = get_preset(name)
-    if settings.model_path and settings.model == name:
-        folder: Path | None = weights.weights_folder(preset, settings.model_path)
+    if options.model_path and options.model == name:
+        folder: Path | None = weights.weights_folder(preset, options.model_path)
     elif preset.tiny:
         return f"{name}: built in code, nothing to verify"
     else:
@@ -127,11 +127,8 @@ class ProgressContext:
             self.bar = None
 
 
-def generate(settings: Settings, request: TextToVideoInput, out: Path) -> RenderResult:
-    """Render ``request`` to ``out`` with the engine ``settings`` name, showing progress on the terminal."""
-    from framecast.engine import create_engine
-
-    engine = create_engine(settings)
+def generate(engine: Engine, request: TextToVideoInput, out: Path) -> RenderResult:
+    """Render ``request`` to ``out`` with ``engine``, showing progress on the terminal."""
     engine.load()
     ctx = ProgressContext()
     try:

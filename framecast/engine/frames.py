@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from framecast.engine.plan import RenderPlan
+from framecast.engine.planning import RenderPlan
 
 CHUNK = 16
 

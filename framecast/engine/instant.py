@@ -18,7 +18,7 @@ import numpy as np
 
 from framecast.engine.base import RenderContext, RenderResult
 from framecast.engine.encode import encode_mp4
-from framecast.engine.plan import OUTPUT_SIZES, draw_seed
+from framecast.engine.planning import OUTPUT_SIZES, draw_seed
 from framecast.errors import RenderStopped
 from framecast.schema import TextToVideoInput
 

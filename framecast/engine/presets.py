@@ -32,7 +32,7 @@ class Preset:
     """Everything needed to load one model and plan a render for it."""
 
     name: str
-    family: str  # "wan" | "ltx2": which call convention the pipeline has
+    family: str  # the model family that renders it: a folder under engine/families/
     pipeline_class: str  # a diffusers class name
     repo_id: str  # Hugging Face repo; "" for the tiny in-code models
     dtype: str  # torch dtype on CUDA; the CPU always runs float32
@@ -54,22 +54,31 @@ class Preset:
     # Clips longer than max_frames: "stretch" (resample in time) or "chain" (each segment an image-to-video
     # continuation of the previous one's last frame; needs a model that takes a first frame, as TI2V does).
     extend: str = "stretch"
-    tiny: bool = False  # random weights built in code (tiny.py); output is noise
+    tiny: bool = False  # random weights built in code by its family; output is noise
+    # The published architecture its family builds the tiny model of (a name in families/<family>/configs/);
+    # "" for a real preset: its own name.
     call_kwargs: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
     allow_patterns: tuple[str, ...] | None = None  # files to pull; None: the whole repo
-    variant: str = ""  # a ``VARIANTS`` name, applied after loading (accel.apply_variant); "" for a base model
+    arch: str = ""
+    variant: str = ""  # a ``VARIANTS`` name (its weights, sampler and speed levers); "" for a base model
     tradeoff: str = ""  # what the variant gives up for its speed (``framecast models list`` shows it)
 
     @property
     def native_pixels(self) -> int:
         return self.native_width * self.native_height
 
+    @property
+    def architecture(self) -> str:
+        return self.arch or self.name
+
 
 _PRESETS: dict[str, Preset] = {}
 
 
 def register(preset: Preset) -> Preset:
-    """Add (or replace) a preset; variants such as ``wan2.2-ti2v-5b-turbo`` come through here."""
+    """Add a preset; variants such as ``wan2.2-ti2v-5b-turbo`` come through here. A taken name is an error."""
+    if preset.name in _PRESETS:
+        raise ValueError(f"a preset named {preset.name!r} is registered already")
     _PRESETS[preset.name] = preset
     return preset
 
@@ -84,6 +93,11 @@ def get_preset(name: str) -> Preset:
 
 def all_presets() -> list[Preset]:
     return list(_PRESETS.values())
+
+
+def joint_audio_presets() -> str:
+    """The real presets that render their own soundtrack (dialogue included), for messages."""
+    return ", ".join(p.name for p in all_presets() if p.joint_audio and not p.tiny)
 
 
 register(
@@ -199,20 +213,21 @@ register(
         size_gb=0.0,
         memory_gb=0.0,
         tiny=True,
+        arch="wan2.1-t2v-1.3b",
         call_kwargs=MappingProxyType({"max_sequence_length": 32}),
     )
 )
 register(
     Preset(
-        name="tiny-wan-ti2v",  # tiny-wan in Wan2.2 TI2V's mode (per-token timesteps, first-frame conditioning)
+        name="tiny-wan-ti2v",  # Wan2.2 TI2V's architecture (per-token timesteps, its 16x VAE) at tiny size
         family="wan",
         pipeline_class="WanPipeline",
         repo_id="",
         dtype="float32",
         fps=24,
         frame_step=4,
-        size_multiple=16,
-        native_width=112,
+        size_multiple=32,
+        native_width=128,
         native_height=64,
         max_frames=41,  # short, so a 5 s test clip already chains three segments
         extend="chain",
@@ -223,6 +238,7 @@ register(
         size_gb=0.0,
         memory_gb=0.0,
         tiny=True,
+        arch="wan2.2-ti2v-5b",
         call_kwargs=MappingProxyType({"max_sequence_length": 32}),
     )
 )
@@ -247,6 +263,7 @@ register(
         memory_gb=0.0,
         joint_audio=True,
         tiny=True,
+        arch="ltx-2",
         # Two transformer layers: the default spatio-temporal guidance block (28) does not exist.
         call_kwargs=MappingProxyType(
             {
@@ -268,7 +285,7 @@ class Variant:
     into the transformer(s), one file per expert; ``dmd_timesteps`` replaces the scheduler with DMD sampling at
     those training timesteps (dmd.py), as a DMD-distilled checkpoint needs; ``first_block_cache`` is First Block
     Cache's threshold (a step reuses the previous step's output of blocks 2..N when block 1's residual moved
-    less than this). ``accel.apply_variant`` applies it to a loaded pipeline.
+    less than this). The engine applies them at load through the speed levers (speed/) and the family.
     """
 
     name: str

@@ -7,7 +7,9 @@ import json
 import pytest
 import torch
 
-from bench import gpu_bench, gpu_report, gpu_smoke, randmodels
+from bench import gpu_bench, gpu_report, gpu_smoke
+from framecast.engine.families.ltx2 import build as ltx2_build
+from framecast.engine.families.wan import build as wan_build
 
 FULL_SIZE_PARAMS = {  # published sizes, in billions
     "wan2.2-ti2v-5b": (4.9, 5.1),
@@ -18,18 +20,18 @@ FULL_SIZE_PARAMS = {  # published sizes, in billions
 
 @pytest.mark.parametrize("name", sorted(FULL_SIZE_PARAMS))
 def test_full_size_configs_build_the_published_models(name):
-    cfg = randmodels.load_config(name)
+    cfg = wan_build.load_config(name)
     meta = torch.device("meta")
-    transformer = randmodels.build_transformer(cfg, meta, torch.bfloat16)
+    transformer = wan_build.build_transformer(cfg, meta, torch.bfloat16)
     billions = sum(p.numel() for p in transformer.parameters()) / 1e9
     low, high = FULL_SIZE_PARAMS[name]
     assert low < billions < high
-    vae = randmodels.build_vae(cfg, meta, torch.bfloat16)
+    vae = wan_build.build_vae(cfg, meta, torch.bfloat16)
     assert vae.config.z_dim == cfg["transformer"]["in_channels"]
 
 
 def test_umt5_xxl_config_builds_the_5_7b_encoder():
-    encoder = randmodels.build_text_encoder("umt5-xxl", torch.device("meta"), torch.bfloat16, 30)
+    encoder = wan_build.build_text_encoder("umt5-xxl", torch.device("meta"), torch.bfloat16, 30)
     assert 5.6 < sum(p.numel() for p in encoder.parameters()) / 1e9 < 5.8
     assert encoder.dtype == torch.bfloat16
 
@@ -37,10 +39,10 @@ def test_umt5_xxl_config_builds_the_5_7b_encoder():
 def test_device_build_casts_like_from_pretrained(tmp_path):
     from diffusers import WanTransformer3DModel
 
-    cfg = randmodels.tiny_config("wan2.2-ti2v-5b")
-    randmodels.build_transformer(cfg, torch.device("cpu"), torch.float32).save_pretrained(tmp_path)
+    cfg = wan_build.tiny_config("wan2.2-ti2v-5b")
+    wan_build.build_transformer(cfg, torch.device("cpu"), torch.float32).save_pretrained(tmp_path)
     loaded = WanTransformer3DModel.from_pretrained(tmp_path, torch_dtype=torch.bfloat16)
-    built = randmodels.build_transformer(cfg, torch.device("cpu"), torch.bfloat16)
+    built = wan_build.build_transformer(cfg, torch.device("cpu"), torch.bfloat16)
     tensors = dict(built.named_parameters()) | dict(built.named_buffers())
     for name, tensor in [*loaded.named_parameters(), *loaded.named_buffers()]:
         assert tensors[name].dtype == tensor.dtype, name
@@ -51,7 +53,7 @@ def test_gpu_bench_tiny_runs_every_arm_agrees_with_plain_and_counts_flops(tmp_pa
     args = ["--tiny", "--compile", "--compile-backend", "eager", "--timed-steps", "2", "--out", str(tmp_path)]
     results = gpu_bench.main(args)
     printed = capsys.readouterr().out
-    exact = {"plain", "framecast", "cfg-batch", "fuse-qkv"}
+    exact = {"plain", "framecast", "cfg-batch"}
     expected = {
         "wan2.2-ti2v-5b": exact | {"uniform-t", "no-cfg", "fp8", "+compile", "+compile+fp8"},
         "wan2.1-t2v-1.3b": exact | {"fp8"},
@@ -162,7 +164,7 @@ def test_the_cuda_tests_collect_with_only_what_the_gpu_image_has(tmp_path):
 def test_ltx2_config_builds_the_19b_transformer():
     from diffusers import LTX2VideoTransformer3DModel
 
-    cfg = randmodels.load_config("ltx-2")
+    cfg = ltx2_build.load_config()
     with torch.device("meta"):
         transformer = LTX2VideoTransformer3DModel.from_config(cfg["transformer"])
     assert 18.5 < sum(p.numel() for p in transformer.parameters()) / 1e9 < 19.5

@@ -47,8 +47,8 @@ class Log(list):
 
 def variant_engine(monkeypatch, variant, **settings: Any) -> Any:
     """A loaded CPU engine for a test-only variant (``presets.Variant``) of a tiny preset."""
-    from framecast.engine import presets
-    from framecast.engine.pipeline import DiffusersEngine
+    from framecast.engine import EngineOptions, presets
+    from framecast.engine.engine import DiffusersEngine
 
     monkeypatch.setitem(presets.VARIANTS, variant.name, variant)
     base = presets.get_preset(variant.base)
@@ -60,7 +60,7 @@ def variant_engine(monkeypatch, variant, **settings: Any) -> Any:
         guidance_scale=variant.guidance_scale,
         tradeoff=variant.tradeoff,
     )
-    engine = DiffusersEngine(preset, Settings(device="cpu", **settings))
+    engine = DiffusersEngine(preset, EngineOptions(device="cpu", **settings))
     engine.load()
     return engine
 

@@ -4,7 +4,7 @@ import av
 import pytest
 
 from framecast.config import Settings
-from framecast.engine import commands
+from framecast.engine import EngineOptions, commands, create_engine
 from framecast.engine.instant import InstantEngine
 from framecast.errors import ModelUnavailableError, RenderStopped
 from framecast.schema import TextToVideoInput
@@ -12,7 +12,7 @@ from tests.engine.conftest import RecordingContext
 
 
 def test_models_list_shows_every_preset_with_size_licence_and_weights():
-    table = commands.models_list(Settings())
+    table = commands.models_list(EngineOptions())
     lines = table.splitlines()
     assert lines[0].split()[:4] == ["NAME", "SIZE", "WEIGHTS", "LICENCE"]
     ltx = next(line for line in lines if line.startswith("ltx-2 "))
@@ -21,7 +21,7 @@ def test_models_list_shows_every_preset_with_size_licence_and_weights():
 
 
 def test_models_list_shows_each_variant_with_its_tradeoff_on_the_next_line():
-    lines = commands.models_list(Settings()).splitlines()
+    lines = commands.models_list(EngineOptions()).splitlines()
     turbo = next(i for i, line in enumerate(lines) if line.startswith("wan2.2-t2v-a14b-turbo "))
     assert "126 GB" in lines[turbo]  # the base model's weights
     assert lines[turbo + 1].startswith("    trade-off: Lightning 4-step LoRAs")
@@ -34,7 +34,7 @@ def test_models_list_shows_each_variant_with_its_tradeoff_on_the_next_line():
 def test_models_list_shows_the_auxiliary_models_and_where_they_come_from(tmp_path):
     folder = tmp_path / "my-llm"
     folder.mkdir()
-    lines = commands.models_list(Settings(prompt_llm=str(folder))).splitlines()
+    lines = commands.models_list(EngineOptions(prompt_llm=str(folder))).splitlines()
 
     audio = next(line for line in lines if line.startswith("stable-audio-open "))
     assert "stabilityai/stable-audio-open-1.0" in audio
@@ -45,7 +45,7 @@ def test_models_list_shows_the_auxiliary_models_and_where_they_come_from(tmp_pat
 def test_pulling_an_auxiliary_model_while_offline_is_one_sentence(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path))
-    settings = Settings(audio_model="framecast-test/no-such-audio")
+    settings = EngineOptions(audio_model="framecast-test/no-such-audio")
 
     with pytest.raises(
         ModelUnavailableError, match="^Could not download framecast-test/no-such-audio for the "
@@ -54,13 +54,13 @@ def test_pulling_an_auxiliary_model_while_offline_is_one_sentence(tmp_path, monk
 
 
 def test_verify_of_a_tiny_model_needs_no_weights():
-    assert "built in" in commands.models_verify(Settings(), "tiny-ltx2")
+    assert "built in" in commands.models_verify(EngineOptions(), "tiny-ltx2")
 
 
 def test_generate_renders_through_the_configured_engine(tmp_path, capsys):
     out = tmp_path / "fox.mp4"
     request = TextToVideoInput(prompt="a fox", resolution="360p", aspect_ratio="9:16", seed=1)
-    result = commands.generate(Settings(model="tiny-wan", device="cpu"), request, out)
+    result = commands.generate(create_engine(Settings(model="tiny-wan", device="cpu")), request, out)
     assert result.path == out and (result.width, result.height) == (360, 640)
     assert "denoising" in capsys.readouterr().err  # the tqdm bar
 

@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 import torch
 
-from framecast.config import Settings
-from framecast.engine.pipeline import DiffusersEngine
-from framecast.engine.plan import make_plan
+from framecast.engine import EngineOptions
+from framecast.engine.engine import DiffusersEngine
+from framecast.engine.planning import make_plan
 from framecast.engine.presets import get_preset
 from framecast.schema import TextToVideoInput
 from tests.engine.conftest import RecordingContext
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 @pytest.mark.parametrize("name", ["tiny-wan", "tiny-ltx2"])
 @pytest.mark.parametrize("offload", ["none", "model", "sequential", "group"])
 def test_tiny_models_render_on_cuda_in_every_memory_mode(name, offload, tmp_path):
-    engine = DiffusersEngine(get_preset(name), Settings(model=name, device="cuda", offload=offload))
+    engine = DiffusersEngine(get_preset(name), EngineOptions(model=name, device="cuda", offload=offload))
     engine.load()
     request = TextToVideoInput(
         prompt="a fox", resolution="360p", seed=1, generate_audio_switch=name == "tiny-ltx2"
@@ -36,7 +36,7 @@ def test_tiny_models_render_on_cuda_in_every_memory_mode(name, offload, tmp_path
     reason="FP8 matmuls need compute capability 8.9+",
 )
 def test_fp8_linear_on_the_tensor_cores_computes_what_its_emulation_computes():
-    from framecast.engine import fp8
+    from framecast.engine.speed import fp8
 
     gen = torch.Generator().manual_seed(0)
     linear = torch.nn.Linear(256, 128).requires_grad_(False)
@@ -52,12 +52,13 @@ def test_fp8_linear_on_the_tensor_cores_computes_what_its_emulation_computes():
 def test_fp8_denoising_on_cuda_stays_finite_and_near_bf16():
     if torch.cuda.get_device_capability() < (8, 9):
         pytest.skip("FP8 matmuls need compute capability 8.9+")
-    from bench import randmodels
-    from framecast.engine import fp8, wan_loop
+    from framecast.engine.families.wan import build
+    from framecast.engine.families.wan import loop as wan_loop
+    from framecast.engine.speed import fp8
 
     cuda = torch.device("cuda")
-    pipe = randmodels.build_pipeline(
-        randmodels.tiny_config("wan2.2-ti2v-5b"), device=cuda, dtype=torch.bfloat16, vae_dtype=torch.float32
+    pipe = build.build_pipeline(
+        build.tiny_config("wan2.2-ti2v-5b"), device=cuda, dtype=torch.bfloat16, vae_dtype=torch.float32
     )
     positive, negative = wan_loop.encode_prompts(pipe, "a fox", "blurry", guidance=True, device=cuda)
 
@@ -82,10 +83,10 @@ def test_fp8_denoising_on_cuda_stays_finite_and_near_bf16():
 
 
 def test_a_bf16_vae_decodes_channels_last_on_cuda(tmp_path):
-    from framecast.engine.tiny import save_tiny
+    from framecast.engine.families import save_tiny
 
     folder = save_tiny("tiny-wan", tmp_path / "saved")
-    settings = Settings(model="tiny-wan", device="cuda", offload="none", model_path=str(folder))
+    settings = EngineOptions(model="tiny-wan", device="cuda", offload="none", model_path=str(folder))
     engine = DiffusersEngine(get_preset("tiny-wan"), dataclasses.replace(settings, vae_dtype="bfloat16"))
     engine.load()
     conv = next(m for m in engine.pipe.vae.modules() if isinstance(m, torch.nn.Conv3d))

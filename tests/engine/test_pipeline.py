@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from framecast.config import Settings
-from framecast.engine import presets
-from framecast.engine.pipeline import DiffusersEngine, pick_offload
-from framecast.engine.plan import make_plan
+from framecast.engine import EngineOptions, presets
+from framecast.engine.engine import DiffusersEngine
+from framecast.engine.families import save_tiny, tiny_pipeline
+from framecast.engine.loading import pick_offload
+from framecast.engine.planning import make_plan
 from framecast.engine.presets import get_preset
-from framecast.engine.tiny import save_tiny
 from framecast.errors import ConfigError, RenderStopped
 from framecast.schema import TextToVideoInput
 from tests.engine.conftest import RecordingContext, variant_engine
@@ -109,7 +109,9 @@ def test_a_render_past_its_deadline_stops_before_the_first_step(tiny_wan, tmp_pa
 
 def test_a_saved_pipeline_loads_through_framecast_model_path_and_renders_the_same(tiny_ltx2, tmp_path):
     folder = save_tiny("tiny-ltx2", tmp_path / "weights")
-    engine = DiffusersEngine(get_preset("tiny-ltx2"), Settings(model="tiny-ltx2", model_path=str(folder)))
+    engine = DiffusersEngine(
+        get_preset("tiny-ltx2"), EngineOptions(model="tiny-ltx2", model_path=str(folder))
+    )
     engine.load()
     small = request(seed=3, resolution="360p")
     loaded = engine.render(small, RecordingContext(), tmp_path / "loaded.mp4")
@@ -139,7 +141,7 @@ def test_offload_mode_follows_free_gpu_memory_unless_set():
     assert pick_offload("auto", "cuda", 12, wan) == "group"
     assert pick_offload("sequential", "cuda", 80, wan) == "sequential"
     with pytest.raises(ConfigError, match="FRAMECAST_OFFLOAD"):
-        pick_offload("disk", "cuda", 80, wan)
+        EngineOptions(offload="disk")
 
 
 def test_multi_clip_render_keeps_exact_length_and_counts_steps_across_shots(tiny_wan, tmp_path):
@@ -154,7 +156,7 @@ def test_multi_clip_render_keeps_exact_length_and_counts_steps_across_shots(tiny
 
 
 def test_a_long_clip_is_chained_from_segments_that_continue_each_other(tmp_path):
-    engine = DiffusersEngine(get_preset("tiny-wan-ti2v"), Settings(model="tiny-wan-ti2v", device="cpu"))
+    engine = DiffusersEngine(get_preset("tiny-wan-ti2v"), EngineOptions(model="tiny-wan-ti2v", device="cpu"))
     ctx = RecordingContext()
     result = engine.render(request(resolution="360p"), ctx, tmp_path / "chain.mp4")
     # 120 frames from 41-frame segments: 41 + 40 + 40 = 121, the last one dropped
@@ -164,10 +166,22 @@ def test_a_long_clip_is_chained_from_segments_that_continue_each_other(tmp_path)
     assert info["frames"] == 120 and info["fps"] == 24 and info["duration"] == 5
 
 
-def pipeline_frames(engine: DiffusersEngine, plan) -> torch.Tensor:
-    """What plain ``WanPipeline.__call__`` makes of ``plan`` with the engine's modules."""
+def pipeline_frames(engine: DiffusersEngine, plan, output_type: str = "pt") -> torch.Tensor:
+    """What plain ``WanPipeline.__call__`` makes of ``plan`` with the engine's modules, called as diffusers'
+    Wan docs call it (the seed in a CPU generator)."""
     with torch.inference_mode():
-        return engine.pipe(**engine.call_kwargs(plan, RecordingContext())).frames[0]
+        return engine.pipe(
+            prompt=plan.prompt,
+            negative_prompt=plan.negative_prompt,
+            height=plan.gen_height,
+            width=plan.gen_width,
+            num_frames=plan.gen_frames,
+            num_inference_steps=plan.steps,
+            guidance_scale=plan.guidance_scale,
+            generator=torch.Generator().manual_seed(plan.seed),
+            output_type=output_type,
+            max_sequence_length=32,
+        ).frames[0]
 
 
 def one_square_segment(engine: DiffusersEngine):
@@ -191,13 +205,13 @@ def test_the_optimised_wan_loop_renders_the_frames_wan_pipeline_renders(tiny_wan
 def test_the_optimised_loop_denoises_ti2v_to_the_latents_wan_pipeline_denoises_to():
     # Latents, not frames: tiny-wan-ti2v's random VAE blows the batched forward's 5e-7 rounding up to 0.07
     # on a few frames, while tiny-wan's keeps it under 1e-4 (test above).
-    engine = DiffusersEngine(get_preset("tiny-wan-ti2v"), Settings(device="cpu"))
+    engine = DiffusersEngine(get_preset("tiny-wan-ti2v"), EngineOptions(device="cpu"))
     engine.load()
     plan = one_square_segment(engine)
     with torch.inference_mode():
-        optimised = engine.wan_latents(plan, None)
-        reference = engine.pipe(**{**engine.call_kwargs(plan, RecordingContext()), "output_type": "latent"})
-    assert ((optimised - reference.frames).norm() / reference.frames.norm()) < 1e-5
+        optimised = engine.model.latents(plan, None)[0]
+    reference = pipeline_frames(engine, plan, output_type="latent")
+    assert ((optimised - reference).norm() / reference.norm()) < 1e-5
 
 
 def save_tiny_lora(folder, seed: int) -> tuple[str, torch.Tensor]:
@@ -205,9 +219,7 @@ def save_tiny_lora(folder, seed: int) -> tuple[str, torch.Tensor]:
     from diffusers import WanPipeline
     from peft import LoraConfig, get_peft_model_state_dict
 
-    from framecast.engine.tiny import build_tiny_wan
-
-    source = build_tiny_wan().transformer
+    source = tiny_pipeline("tiny-wan").transformer
     torch.manual_seed(seed)
     source.add_adapter(
         LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v"], init_lora_weights=False)
@@ -249,17 +261,19 @@ def test_a_first_block_cache_variant_preset_is_exact_at_threshold_zero(tiny_wan,
 
 
 def test_the_wan_vae_runs_in_float32_unless_bf16_is_chosen_and_only_on_cuda(tmp_path):
-    from framecast.engine.pipeline import wan_vae_dtype
+    from framecast.engine.families.wan import WanFamily
 
-    assert wan_vae_dtype("float32", "cuda") == torch.float32
-    assert wan_vae_dtype("bfloat16", "cuda") == torch.bfloat16
-    assert wan_vae_dtype("bfloat16", "cpu") == torch.float32
     with pytest.raises(ConfigError, match="FRAMECAST_VAE_DTYPE='float16'"):
-        DiffusersEngine(get_preset("tiny-wan"), Settings(device="cpu", vae_dtype="float16")).load()
+        EngineOptions(device="cpu", vae_dtype="float16")
 
     folder = save_tiny("tiny-wan", tmp_path / "saved")
+    # The family loads a bf16 model (as on CUDA) with its VAE in float32, its authors' choice.
+    family = WanFamily(get_preset("tiny-wan"))
+    family.load(folder, torch.bfloat16)
+    assert family.pipe.transformer.dtype == torch.bfloat16 and family.pipe.vae.dtype == torch.float32
+
     engine = DiffusersEngine(
-        get_preset("tiny-wan"), Settings(device="cpu", model_path=str(folder), vae_dtype="bfloat16")
+        get_preset("tiny-wan"), EngineOptions(device="cpu", model_path=str(folder), vae_dtype="bfloat16")
     )
-    engine.load()  # through from_pretrained: on the CPU everything stays float32
+    engine.load()  # through from_pretrained: on the CPU everything stays float32, the bf16 VAE included
     assert engine.pipe.vae.dtype == torch.float32

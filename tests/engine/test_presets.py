@@ -44,7 +44,10 @@ def test_presets_follow_the_published_model_facts():
 
 
 def test_importing_the_engine_package_does_not_import_torch():
-    modules = "framecast.engine, framecast.engine.plan, framecast.engine.presets, framecast.engine.weights"
+    modules = (
+        "framecast.engine, framecast.engine.planning, framecast.engine.planning.buckets, "
+        "framecast.engine.presets, framecast.engine.weights, framecast.engine.options, framecast.engine.families"
+    )
     code = f"import sys, {modules}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

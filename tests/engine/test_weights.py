@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from framecast.config import Settings
-from framecast.engine.pipeline import DiffusersEngine
+from framecast.engine import EngineOptions
+from framecast.engine.engine import DiffusersEngine
 from framecast.engine.presets import get_preset
 from framecast.engine.weights import problems
 from framecast.errors import ModelUnavailableError
@@ -34,7 +34,7 @@ def test_missing_weights_offline_give_one_sentence_naming_the_pull_command(tmp_p
 
 
 def test_a_model_path_without_a_pipeline_is_a_clear_error(tmp_path):
-    engine = DiffusersEngine(get_preset("wan2.1-t2v-1.3b"), Settings(model_path=str(tmp_path)))
+    engine = DiffusersEngine(get_preset("wan2.1-t2v-1.3b"), EngineOptions(model_path=str(tmp_path)))
     with pytest.raises(ModelUnavailableError, match="no model_index.json"):
         engine.load()
 

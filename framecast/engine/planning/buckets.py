@@ -1,0 +1,69 @@
+"""The generation shapes a compiled transformer serves, so that no request waits minutes for a recompile.
+
+A regionally compiled Wan transformer (``FRAMECAST_COMPILE=1``) is specialised to its input shape: a new one
+recompiles the block graph, tens of seconds to minutes on a cold cache. The shapes a preset can be asked for are
+few, because planning keeps the model's native pixel count:
+
+- size: one generation size per aspect ratio (all five resolutions of an aspect share it), so 5 sizes;
+- frames: single clips always generate the model's longest clip (every PixVerse duration reaches it), but
+  multi-clip shots are any length. With compile on, a shot's frame count is rounded up to one of
+  ``PARTS`` buckets (a quarter, half, three quarters or all of the longest clip), and the extra frames are cut
+  off again: up to a quarter more compute for that shot instead of a stall.
+
+``warmup_shapes`` lists the (width, height, frames) a worker compiles at start: ``default`` (the default
+request's: 16:9), ``all`` (every aspect and bucket) or a list of aspect ratios (``16:9,9:16``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from framecast.engine.planning.frames import longest_on_rule, on_rule
+from framecast.engine.planning.plan import RenderPlan
+from framecast.engine.planning.sizes import OUTPUT_SIZES, generation_size
+from framecast.engine.presets import Preset
+from framecast.errors import ConfigError
+from framecast.schema import AspectRatio, Resolution
+
+__all__ = ["PARTS", "bucketed", "frame_buckets", "warmup_shapes"]
+
+PARTS = 4
+WARMUP_CHOICES = ("default", "all")
+
+
+def frame_buckets(preset: Preset) -> tuple[int, ...]:
+    """Frame counts a compiled preset generates: fractions 1/PARTS .. 1 of its longest clip, on its frame rule."""
+    longest = longest_on_rule(preset.max_frames, preset.frame_step)
+    buckets = {on_rule(1 + (longest - 1) * part / PARTS, preset.frame_step) for part in range(1, PARTS + 1)}
+    return tuple(sorted(buckets))
+
+
+def bucketed(plan: RenderPlan, preset: Preset) -> RenderPlan:
+    """``plan`` generating the smallest bucket of frames that holds its own; the output frames do not change
+    (a "trim" plan keeps its first ``plan.frames``). Chained and stretched plans already use the longest clip."""
+    if plan.temporal != "trim":
+        return plan
+    gen_frames = next(f for f in frame_buckets(preset) if f >= plan.gen_frames)
+    return dataclasses.replace(plan, gen_frames=gen_frames)
+
+
+def warmup_shapes(preset: Preset, which: str) -> list[tuple[int, int, int]]:
+    """(width, height, frames) to compile at worker start for ``which`` (module docstring)."""
+    if which == "default":
+        aspects, frames = [AspectRatio.r16_9], [frame_buckets(preset)[-1]]
+    elif which == "all":
+        aspects, frames = list(AspectRatio), list(frame_buckets(preset))
+    else:
+        try:
+            aspects = [AspectRatio(part.strip()) for part in which.split(",") if part.strip()]
+        except ValueError:
+            aspects = []
+        if not aspects:
+            choices = ", ".join([*WARMUP_CHOICES, *(a.value for a in AspectRatio)])
+            raise ConfigError(f"FRAMECAST_COMPILE_WARMUP={which!r}: use {choices}, or a comma-separated list")
+        frames = [frame_buckets(preset)[-1]]
+    shapes = []
+    for aspect in aspects:
+        width, height = generation_size(preset, *OUTPUT_SIZES[Resolution.p720][aspect])
+        shapes += [(width, height, f) for f in frames]
+    return shapes

@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from framecast.engine.planning import OUTPUT_SIZES, generation_frames, make_plan, merge_negative
+from framecast.engine.presets import all_presets, get_preset
+from framecast.errors import InputError
+from framecast.schema import SEED_MAX, AspectRatio, Duration, Resolution, TextToVideoInput
+
+# PixVerse v5.5's table, written out again so a typo in OUTPUT_SIZES cannot agree with itself.
+TABLE = {
+    "360p": ["640x360", "480x360", "360x360", "360x480", "360x640"],
+    "540p": ["960x540", "720x540", "540x540", "540x720", "540x960"],
+    "720p": ["1280x720", "960x720", "720x720", "720x960", "720x1280"],
+    "1080p": ["1920x1080", "1440x1080", "1080x1080", "1080x1440", "1080x1920"],
+}
+ASPECTS = ["16:9", "4:3", "1:1", "3:4", "9:16"]
+CASES = [
+    (resolution, aspect, size, duration)
+    for resolution, sizes in TABLE.items()
+    for aspect, size in zip(ASPECTS, sizes, strict=True)
+    for duration in ("5", "8", "10")
+    if not (resolution == "1080p" and duration == "10")
+]
+PRESETS = ["wan2.2-ti2v-5b", "wan2.1-t2v-1.3b", "wan2.2-t2v-a14b", "ltx-2", "tiny-wan", "tiny-ltx2"]
+
+
+def request(**fields) -> TextToVideoInput:
+    return TextToVideoInput.model_validate({"prompt": "a red fox in the snow", **fields})
+
+
+@pytest.mark.parametrize(("resolution", "aspect", "size", "duration"), CASES)
+def test_plan_has_the_exact_size_frames_and_fps_of_the_table(resolution, aspect, size, duration):
+    for name in PRESETS:
+        preset = get_preset(name)
+        plan = make_plan(request(resolution=resolution, aspect_ratio=aspect, duration=duration), preset)
+        assert f"{plan.width}x{plan.height}" == size
+        assert plan.fps == preset.fps
+        assert plan.frames == int(duration) * preset.fps
+        assert plan.duration == int(duration)
+        # generation: the preset's multiple and frame rule, its pixel budget, the output's aspect
+        assert plan.gen_width % preset.size_multiple == 0 and plan.gen_height % preset.size_multiple == 0
+        assert (plan.gen_frames - 1) % preset.frame_step == 0
+        assert plan.gen_frames <= preset.max_frames
+        assert abs(plan.gen_width * plan.gen_height / preset.native_pixels - 1) < 0.15
+        # rounding each side to the multiple is the only aspect error
+        aspect_error = abs(plan.gen_width / plan.gen_height / (plan.width / plan.height) - 1)
+        assert aspect_error < preset.size_multiple / min(plan.gen_width, plan.gen_height)
+        if plan.temporal == "trim":
+            assert plan.frames <= plan.gen_frames < plan.frames + preset.frame_step
+        elif plan.temporal == "chain":
+            covered = plan.gen_frames + (plan.segments - 1) * (plan.gen_frames - 1)
+            assert plan.frames <= covered < plan.frames + plan.gen_frames - 1
+        else:
+            assert plan.temporal == "stretch" and plan.gen_frames < plan.frames
+
+
+@pytest.mark.parametrize("aspect", ASPECTS)
+def test_1080p_for_10_seconds_is_rejected_by_the_schema_before_the_engine(aspect):
+    with pytest.raises(ValidationError, match="1080p videos are limited to 5 or 8 seconds"):
+        request(resolution="1080p", aspect_ratio=aspect, duration="10")
+
+
+def test_output_sizes_cover_every_resolution_and_aspect():
+    assert {(r, a) for r in Resolution for a in AspectRatio} == {
+        (r, a) for r, sizes in OUTPUT_SIZES.items() for a in sizes
+    }
+
+
+def test_5_seconds_at_24_fps_generates_121_frames_and_drops_the_last():
+    plan = make_plan(request(), get_preset("wan2.2-ti2v-5b"))
+    assert (plan.frames, plan.gen_frames, plan.temporal) == (120, 121, "trim")
+    assert (plan.gen_width, plan.gen_height) == (1280, 704)
+
+
+def test_durations_beyond_the_model_are_chained_or_stretched_never_shortened():
+    assert generation_frames(get_preset("wan2.2-ti2v-5b"), 240) == (121, "chain")
+    assert generation_frames(get_preset("wan2.1-t2v-1.3b"), 160) == (81, "stretch")
+    assert generation_frames(get_preset("ltx-2"), 240) == (241, "trim")
+    ten = make_plan(request(duration="10"), get_preset("wan2.2-ti2v-5b"))
+    assert (ten.frames, ten.gen_frames, ten.segments) == (240, 121, 2)  # 121 + 120 = 241 frames
+
+
+def test_1080p_is_upscaled_from_the_native_pixel_count():
+    plan = make_plan(request(resolution="1080p"), get_preset("wan2.2-ti2v-5b"))
+    assert plan.gen_width * plan.gen_height < plan.width * plan.height
+
+
+def test_seed_is_kept_when_given_and_drawn_in_range_when_absent():
+    preset = get_preset("tiny-wan")
+    assert make_plan(request(seed=42), preset).seed == 42
+    drawn = make_plan(request(), preset, rng_seed=7).seed
+    assert 0 <= drawn <= SEED_MAX
+    assert make_plan(request(), preset, rng_seed=7).seed == drawn
+    assert make_plan(request(seed=drawn), preset).shots[0].seed == drawn
+
+
+def test_negative_prompt_merges_the_users_with_the_presets_default():
+    preset = get_preset("wan2.1-t2v-1.3b")
+    plan = make_plan(request(negative_prompt="dogs, "), preset)
+    assert plan.negative_prompt.startswith("dogs, bright tones")
+    assert merge_negative("", "") == ""
+    assert make_plan(request(), preset).negative_prompt == preset.negative_prompt
+
+
+def test_audio_on_a_video_only_model_is_a_clear_input_error():
+    with pytest.raises(InputError, match="generate_audio_switch"):
+        make_plan(request(generate_audio_switch=True), get_preset("wan2.2-ti2v-5b"))
+    assert make_plan(request(generate_audio_switch=True), get_preset("tiny-ltx2")).audio == "joint"
+    separate = make_plan(request(generate_audio_switch=True), get_preset("tiny-wan"), separate_audio=True)
+    assert separate.audio == "separate"
+    assert make_plan(request(), get_preset("ltx-2")).audio == "none"
+
+
+def test_creative_stages_rewrite_the_plan_in_order():
+    from framecast.engine.planning import with_prompts
+
+    def shout(req, plan):
+        return with_prompts(plan, plan.prompt.upper(), plan.negative_prompt)
+
+    def exclaim(req, plan):
+        return with_prompts(plan, plan.prompt + "!", plan.negative_prompt)
+
+    plan = make_plan(request(), get_preset("tiny-wan"), stages=[shout, exclaim])
+    assert plan.prompt == "A RED FOX IN THE SNOW!"
+    assert plan.shots[0].prompt == plan.prompt
+
+
+def test_every_registered_preset_plans_every_duration():
+    for preset in all_presets():
+        for duration in Duration:
+            plan = make_plan(request(duration=duration.value), preset)
+            assert plan.frames == duration.seconds * preset.fps
