@@ -335,7 +335,7 @@ def test_receivers_that_never_answer_do_not_delay_another_keys_webhook(
 
         drain(WebhookDispatcher(store, settings), lambda: delivered_to(receiver, bobs), timeout=20)
 
-        assert time.monotonic() - started < 2  # none of the black holes timed out yet (30 s)
+        assert time.monotonic() - started < 10  # well before any black hole times out (30 s)
 
 
 def test_a_receiver_that_never_answers_costs_one_counted_try_of_at_most_the_timeout(
@@ -348,7 +348,7 @@ def test_a_receiver_that_never_answers_costs_one_counted_try_of_at_most_the_time
 
         assert WebhookDispatcher(store, settings).deliver_once()
 
-        assert time.monotonic() - started < 2
+        assert time.monotonic() - started < 5
     assert store.webhook_state(1) == "PENDING"
     assert store.logs(job_id)[-1].message == "Webhook delivery failed (attempt 1 of 4); retrying in 0.05 s."
 

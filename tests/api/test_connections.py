@@ -105,13 +105,14 @@ def test_slowloris_heads_and_slow_bodies_are_dropped_at_their_deadline(server: L
     for _ in range(3):  # a byte now and then, which used to keep each connection alive for ever
         time.sleep(0.25)
         for sock in heads:
-            sock.send(b"X")
+            with contextlib.suppress(OSError):  # under load, the deadline may already have passed
+                sock.send(b"X")
         assert health(server) == 200
 
-    head_answers = closed_within(heads, 4)
-    body_answers = closed_within(bodies, 4)
+    head_answers = closed_within(heads, 8)
+    body_answers = closed_within(bodies, 8)
 
-    assert time.monotonic() - started < 5  # deadlines of 1 s; on main: held 60 s and more
+    assert time.monotonic() - started < 10  # deadlines of 1 s; on main: held 60 s and more
     assert {a.split(b"\r\n", 1)[0] for a in head_answers + body_answers} == {b"HTTP/1.1 408 Request Timeout"}
     assert all(b"request_header_timeout" in a for a in head_answers)
     assert all(b"request_body_timeout" in a for a in body_answers)
