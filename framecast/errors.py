@@ -3,6 +3,7 @@
 FramecastError
  ├── ConfigError          bad settings; the process refuses to start (one sentence, no traceback)
  ├── InputError           a request the user must change (HTTP 422 at the API, a failed job in a worker)
+ │    └── EgressRefused   a URL the server must not fetch or post to (egress.py): bad syntax or a non-public address
  ├── AuthError            missing or wrong API key (401)
  │    └── ForbiddenError  a valid key asking for another key's request (403)
  ├── NotFoundError        no such request or file (404)
@@ -25,6 +26,16 @@ class ConfigError(FramecastError):
 
 class InputError(FramecastError):
     error_type = "invalid_input"
+
+
+class EgressRefused(InputError):
+    """``reason`` names the rule that refused the URL, for the server's log; the message is for the user."""
+
+    error_type = "egress_refused"
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class AuthError(FramecastError):

@@ -40,22 +40,14 @@ def serve(settings: Settings) -> None:
     import uvicorn
 
     from framecast.api import create_app
+    from framecast.api.connections import uvicorn_config
 
     # 1. Refuse an open API on a network address; take the port (a busy one is a one-line error, not a log);
     #    build the app (opens the database and storage).
     settings.check_bind_is_safe()
     sock = _bind(settings.host, settings.port)
     app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        ssl_certfile=settings.ssl_certfile or None,
-        ssl_keyfile=settings.ssl_keyfile or None,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=5,
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(app, settings, timeout_graceful_shutdown=5))
 
     # 2. Start the workers; a fatal worker error stops the API too.
     pool = WorkerPool(settings)

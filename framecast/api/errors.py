@@ -10,6 +10,7 @@ FramecastError                        (framecast.errors)
  ├── RequestNotFinished                400 "Request is still in progress", as fal answers
  ├── ResultGone                        410 the payload was dropped (X-Fal-Store-IO: 0) after delivery
  ├── RequestTimedOut                   504 + X-Fal-Request-Timeout-Type: user
+ ├── TooManyStreams                    503 + Retry-After: FRAMECAST_MAX_STREAMS status streams are open
  └── anything else                     500 (ModelUnavailableError 503)
 """
 
@@ -74,6 +75,14 @@ class RequestTimedOut(FramecastError):
     error_type = "request_timeout"
 
 
+class TooManyStreams(FramecastError):
+    error_type = "too_many_streams"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 # Most specific first: the first class an error is an instance of decides its status.
 _STATUS: tuple[tuple[type[FramecastError], int], ...] = (
     (RequestInvalid, 422),
@@ -87,6 +96,7 @@ _STATUS: tuple[tuple[type[FramecastError], int], ...] = (
     (RequestNotFinished, 400),
     (ResultGone, 410),
     (RequestTimedOut, 504),
+    (TooManyStreams, 503),
     (ModelUnavailableError, 503),
     (ConfigError, 500),
 )
@@ -119,7 +129,10 @@ def validation_response(errors: list[dict[str, Any]]) -> JSONResponse:
 def framecast_error_response(exc: FramecastError) -> JSONResponse:
     if isinstance(exc, RequestInvalid):
         return validation_response(exc.errors)
-    headers = {"www-authenticate": "Key"} if type(exc) is AuthError else None
+    headers = {"www-authenticate": "Key"} if type(exc) is AuthError else {}
+    retry_after = getattr(exc, "retry_after", None)  # an error that passes with time says when to try again
+    if retry_after is not None:
+        headers["retry-after"] = str(retry_after)
     return error_response(status_of(exc), str(exc), exc.error_type, headers)
 
 

@@ -18,8 +18,9 @@ from starlette.concurrency import run_in_threadpool
 
 from framecast.api.auth import Principal
 from framecast.api.errors import RequestNotFinished, RequestTimedOut, ResultGone
-from framecast.api.protocol import SubmitOptions
-from framecast.errors import NotFoundError
+from framecast.api.protocol import SubmitOptions, webhook_invalid
+from framecast.egress import EgressPolicy
+from framecast.errors import EgressRefused, NotFoundError
 from framecast.jobs.models import CancelOutcome, Job, JobStatus, LogEntry, NewJob
 from framecast.jobs.store import JobStore
 from framecast.schema import ENDPOINT_ID, TextToVideoInput
@@ -43,9 +44,12 @@ def _valid_id(request_id: str) -> bool:
 class RequestService:
     """Every read and write of a request made through the API."""
 
-    def __init__(self, store: JobStore, sync_timeout_seconds: float) -> None:
+    def __init__(
+        self, store: JobStore, sync_timeout_seconds: float, egress: EgressPolicy | None = None
+    ) -> None:
         self.store = store
         self.sync_timeout_seconds = sync_timeout_seconds
+        self.egress = egress if egress is not None else EgressPolicy()
         # Writes wait for the database's write lock; on threads of their own they never hold up status reads,
         # which run on the default pool (the Python client polls every 100 ms).
         self._writers = anyio.CapacityLimiter(WRITER_THREADS)
@@ -62,6 +66,13 @@ class RequestService:
         return await anyio.to_thread.run_sync(partial(fn, *args), limiter=self._writers)
 
     # 1. Submit.
+    async def admit_webhook(self, url: str) -> None:
+        """The egress check of a submitted webhook (DNS included, so on a thread); a refusal is a 422."""
+        try:
+            await anyio.to_thread.run_sync(self.egress.admit, url)
+        except EgressRefused as exc:
+            raise webhook_invalid(url, exc) from None
+
     def submit(
         self, request: TextToVideoInput, options: SubmitOptions, principal: Principal, base_url: str
     ) -> tuple[Job, int]:

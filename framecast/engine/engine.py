@@ -39,7 +39,7 @@ from framecast.engine.planning.plan import (
     shots_output,
     summary,
 )
-from framecast.engine.presets import VARIANTS, Preset
+from framecast.engine.presets import TINY_PREFIX, VARIANTS, Preset
 from framecast.engine.speed import lever
 from framecast.engine.speed.attention import AttentionOptions
 from framecast.engine.speed.cache import CacheOptions
@@ -125,7 +125,7 @@ class DiffusersEngine:
             )
         if variant.lora_files:
             repo, files = variant.lora_repo, variant.lora_files
-            if self.preset.tiny and not self.options.model_path:  # a tiny twin: random LoRAs of its experts
+            if self.preset.name.startswith(TINY_PREFIX):  # a tiny twin: random LoRAs of its tiny experts
                 repo, files = self.model.tiny_loras(len(files))
             self._apply("step_distillation", DistillOptions(variant.name, repo, files))
         if variant.first_block_cache is not None:

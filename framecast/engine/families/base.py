@@ -110,6 +110,8 @@ class Family:
     blocks: ClassVar[str] = "transformer_blocks"
     # Attribute names of the denoisers on the pipeline, in the order the pipeline uses them.
     expert_names: ClassVar[tuple[str, ...]] = ("transformer",)
+    # Whether the denoisers' attention always takes a padding mask (``Modules.masked_attention``).
+    masked_attention: ClassVar[bool] = False
 
     def __init__(self, preset: Preset, variant: Variant | None = None) -> None:
         self.preset = preset
@@ -183,6 +185,7 @@ class Family:
             heads=int(config.num_attention_heads),
             head_dim=int(config.attention_head_dim),
             load_lora=self.load_lora_file,
+            masked_attention=self.masked_attention,
         )
 
     def load_lora_file(self, source: str, weight_name: str | None, adapter_name: str, expert: int) -> None:
