@@ -22,7 +22,7 @@ import torch
 
 from framecast.engine import weights
 from framecast.engine.base import RenderContext, RenderResult
-from framecast.engine.continuity import drift, match_colour
+from framecast.engine.continuity import drift, match_colour, same_picture
 from framecast.engine.creative import Creative, joint_soundtrack
 from framecast.engine.encode import encode_mp4
 from framecast.engine.families import get_family
@@ -262,7 +262,13 @@ class DiffusersEngine:
             for segment in range(1, plan.segments):
                 steps = steps.then(plan.steps)
                 more = self.model.continue_clip(video[-1], plan, segment, steps).to(video.device)
-                video = torch.cat([video, match_colour(more, video[-1])[1:]])
+                if same_picture(more[0], video[-1]):
+                    more = match_colour(more, video[-1])
+                else:
+                    ctx.log(
+                        f"segment {segment + 1}: not colour-matched, its first frame is not the frame it continues"
+                    )
+                video = torch.cat([video, more[1:]])
         if plan.segments > 1 or plan.temporal == "window":
             ctx.log(f"continuity: {drift(video, plan.fps).line()}")
         return dataclasses.replace(clip, video=video)
