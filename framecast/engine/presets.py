@@ -62,6 +62,9 @@ class Preset:
     arch: str = ""
     variant: str = ""  # a ``VARIANTS`` name (its weights, sampler and speed levers); "" for a base model
     tradeoff: str = ""  # what the variant gives up for its speed (``framecast models list`` shows it)
+    # Frames a chunked (autoregressive) model generates per chunk, its total then cut to the frame rule
+    # (planning/frames.py); 0 for a model that generates the whole clip in one pass.
+    frame_chunk: int = 0
 
     @property
     def native_pixels(self) -> int:
