@@ -302,6 +302,10 @@ class Variant:
     first_block_cache: float | None = None
     guidance_scale_2: float | None = None
     dmd_timesteps: tuple[int, ...] = ()
+    # Distilled weights that run through another pipeline of the same family (its class and its arguments,
+    # added to the base preset's).
+    pipeline_class: str = ""
+    call_kwargs: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
 
 
 VARIANTS: dict[str, Variant] = {}
@@ -322,6 +326,8 @@ def register_variant(variant: Variant) -> Preset:
             guidance_scale=variant.guidance_scale,
             guidance_scale_2=variant.guidance_scale_2 or base.guidance_scale_2,
             tradeoff=variant.tradeoff,
+            pipeline_class=variant.pipeline_class or base.pipeline_class,
+            call_kwargs=MappingProxyType({**base.call_kwargs, **variant.call_kwargs}),
         )
     )
 

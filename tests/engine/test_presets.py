@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from framecast.engine.planning.frames import longest_on_rule
 from framecast.engine.presets import VARIANTS, all_presets, get_preset, pick_auto, resolve_preset
 from framecast.errors import ConfigError
 
@@ -36,6 +37,7 @@ def test_presets_follow_the_published_model_facts():
     assert {"wan2.2-ti2v-5b", "wan2.1-t2v-1.3b", "wan2.2-t2v-a14b", "ltx-2", "tiny-wan", "tiny-ltx2"} <= names
     for preset in all_presets():
         assert (preset.max_frames - 1) % preset.frame_step == 0
+        assert longest_on_rule(preset.max_frames, preset.frame_step, preset.frame_chunk) == preset.max_frames
         assert preset.native_width % preset.size_multiple == 0
         assert preset.native_height % preset.size_multiple == 0
         assert preset.tiny == (preset.repo_id == "")
@@ -86,6 +88,8 @@ def test_each_variant_preset_is_its_base_with_the_variants_weights_sampling_and_
             variant.tradeoff,
         )
         assert preset.guidance_scale_2 == (variant.guidance_scale_2 or base.guidance_scale_2)
+        assert preset.pipeline_class == (variant.pipeline_class or base.pipeline_class)
+        assert dict(preset.call_kwargs) == {**base.call_kwargs, **variant.call_kwargs}
         assert (preset.native_width, preset.fps, preset.max_frames) == (
             base.native_width,
             base.fps,
