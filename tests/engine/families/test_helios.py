@@ -21,7 +21,7 @@ from framecast.engine.planning.frames import on_rule
 from framecast.engine.planning.plan import RenderPlan
 from framecast.engine.presets import get_preset
 from framecast.engine.speed import attention, fp8
-from framecast.errors import RenderStopped
+from framecast.errors import ConfigError, RenderStopped
 from framecast.schema import TextToVideoInput
 from tests.engine.conftest import RecordingContext
 
@@ -146,6 +146,12 @@ def test_the_tiny_model_is_built_from_fixed_seeds_without_touching_the_callers_r
         first.transformer.state_dict().values(), second.transformer.state_dict().values(), strict=True
     ):
         assert torch.equal(a, b)
+
+
+def test_a_preset_whose_chunk_the_vae_cannot_make_is_refused_at_load():
+    preset = dataclasses.replace(get_preset(BASE), frame_chunk=32)  # 4x time compression makes 4k + 1 frames
+    with pytest.raises(ConfigError, match="chunks of 32 frames"):
+        HeliosFamily(preset).load(None, torch.float32)
 
 
 def test_the_full_size_config_is_the_published_14b_transformer_on_the_wan21_vae():
