@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, Select, create_engine, event, make_url, text
 
 from framecast.errors import ConfigError
 
@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_POOL_SIZE = 48
 JOBS_CHANNEL = "framecast_jobs"  # PostgreSQL: NOTIFY on it when a job becomes claimable
+CLAIM_LOCK_KEY = 0x46524D44  # PostgreSQL advisory lock serialising claims under a running-per-key limit
 
 
 def utcnow() -> datetime:
@@ -98,6 +99,17 @@ class Database:
     def lock_rows(self, query: Select) -> Select:
         """A claim's SELECT: on PostgreSQL, lock the row and skip rows other claimers hold."""
         return query.with_for_update(skip_locked=True) if self._skip_locked else query
+
+    def serialize_claims(self, conn: Connection) -> None:
+        """Make this claim transaction the only one at a time: SQLite's writes already are; PostgreSQL takes a
+        transaction-scoped advisory lock (needed when a claim's choice depends on other running jobs)."""
+        if self._skip_locked:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK_KEY})
+
+    def ping(self) -> None:
+        """One round trip to the database; raises what the driver raises when it cannot be reached."""
+        with self._read() as conn:
+            conn.exec_driver_sql("SELECT 1").scalar()
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     bindparam,
+    false,
     select,
 )
 
@@ -78,8 +79,14 @@ jobs = Table(
     Column("start_deadline", UTCDateTime),
     Column("lease_expires_at", UTCDateTime),
     Column("worker_id", String(200)),
-    Index("ix_jobs_runnable", "status", "priority", "seq"),
+    Column("crashes", Integer, nullable=False, server_default="0"),
+    Column("no_retry", Boolean, nullable=False, server_default=false()),
+    Column("turn", Integer, nullable=False, server_default="0"),
+    Index("ix_jobs_queue", "status", "priority", "turn", "seq"),
+    Index("ix_jobs_owner_queue", "owner", "status", "priority", "turn"),
+    Index("ix_jobs_deadline", "status", "start_deadline"),
     Index("ix_jobs_finished", "status", "finished_at"),
+    Index("ix_jobs_outcome", "status", "error_type"),
 )
 
 job_logs = Table(
@@ -118,8 +125,23 @@ files = Table(
     Column("key", String(400), primary_key=True),
     Column("job_id", String(36), nullable=False),
     Column("expires_at", UTCDateTime),
+    Column("attempt", Integer),  # the attempt that stored it (NULL: recorded before schema v4)
+    Column(
+        "pending", Boolean, nullable=False, server_default=false()
+    ),  # stored, its attempt not completed yet
     Index("ix_files_expiry", "expires_at"),
     Index("ix_files_job", "job_id"),
+    Index("ix_files_pending", "pending"),
+)
+
+# One row per worker process, rewritten every few seconds: what /metrics reports about workers.
+workers = Table(
+    "workers",
+    metadata,
+    Column("worker_id", String(200), primary_key=True),
+    Column("seen_at", UTCDateTime, nullable=False),
+    json_column("stats"),
+    Index("ix_workers_seen", "seen_at"),
 )
 
 
@@ -157,4 +179,8 @@ def job_from_row(row: Row) -> Job:
         start_deadline=row.start_deadline,
         lease_expires_at=row.lease_expires_at,
         worker_id=row.worker_id,
+        crashes=row.crashes,
+        no_retry=bool(row.no_retry),
+        turn=row.turn,
+        seq=row.seq,
     )

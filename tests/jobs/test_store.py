@@ -411,9 +411,9 @@ def test_a_retried_webhook_waits_until_its_next_attempt_time(store: JobStore) ->
 def test_expired_files_lists_only_files_past_their_expiry(store: JobStore) -> None:
     job = store.enqueue(new_job())
     now = utcnow()
-    store.record_file(job.id, "a/old.mp4", now - timedelta(seconds=1))
-    store.record_file(job.id, "b/new.mp4", now + timedelta(hours=1))
-    store.record_file(job.id, "c/kept.mp4", None)
+    store.record_file(job.id, 1, "a/old.mp4", now - timedelta(seconds=1))
+    store.record_file(job.id, 1, "b/new.mp4", now + timedelta(hours=1))
+    store.record_file(job.id, 1, "c/kept.mp4", None)
 
     assert store.expired_files(now) == ["a/old.mp4"]
     store.forget_file("a/old.mp4")
@@ -476,7 +476,7 @@ def test_retention_finds_and_deletes_only_finished_jobs_older_than_the_cutoff(st
         claimed = store.claim("w", 30)
         assert claimed is not None and claimed.id == job.id
         store.append_log(claimed.id, "rendered")
-        store.record_file(claimed.id, f"{claimed.id}/video.mp4", None)
+        store.record_file(claimed.id, claimed.attempt, f"{claimed.id}/video.mp4", None)
         store.complete(claimed.id, claimed.attempt, {"video": {"url": "u"}})
     waiting = store.enqueue(new_job("waiting"))
     cutoff = utcnow()
