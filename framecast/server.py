@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -310,12 +311,8 @@ def worker_main(
     if parent_pid is not None:
         _die_with_parent(parent_pid)
     if watch is not None:
-        threading.Thread(
-            target=_watch_parent,
-            args=(watch, stop, settings.stop_grace_seconds),
-            name="watchdog",
-            daemon=True,
-        ).start()
+        gone = partial(_parent_gone, stop, settings.stop_grace_seconds)
+        threading.Thread(target=watch_parent, args=(watch, gone), name="watchdog", daemon=True).start()
     if slot is not None:
         _hold_slot(settings, slot, parent_pid or os.getppid())
     try:
@@ -344,11 +341,16 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(0)
 
 
-def _watch_parent(watch: Connection, stop: threading.Event, grace: float) -> None:
-    """Block on a pipe only the parent can write to: EOF means it died (however), so stop gracefully, and
-    leave for good after ``grace`` seconds (no parent is left to send SIGKILL)."""
+def watch_parent(watch: Connection, gone: Callable[[], None]) -> None:
+    """Block on a pipe only the parent can write to; EOF means the parent died, however it died: call ``gone``."""
     with contextlib.suppress(EOFError, OSError):
         watch.recv()
+    gone()
+
+
+def _parent_gone(stop: threading.Event, grace: float) -> None:
+    """Stop gracefully (hand the running job back), and leave for good after ``grace`` seconds: no parent is left
+    to send SIGKILL."""
     logger.warning("the server is gone; handing the running job back and exiting")
     stop.set()
     time.sleep(grace)

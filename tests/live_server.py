@@ -33,6 +33,7 @@ class LiveServer:
         args: tuple[str, ...] = (),
         scheme: str = "http",
         host: str = "127.0.0.1",
+        launcher: tuple[str, ...] = ("-m", "framecast"),
     ) -> None:
         self.port = free_port()
         self.data_dir = data_dir
@@ -49,8 +50,7 @@ class LiveServer:
         }
         command = [
             sys.executable,
-            "-m",
-            "framecast",
+            *launcher,  # e.g. ("-m", "tests.instant_serve", "200", "0.05"): workers on a paced InstantEngine
             "serve",
             "--host",
             "127.0.0.1",
