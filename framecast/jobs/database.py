@@ -48,6 +48,8 @@ class Database:
         self._write_lock: threading.Lock | nullcontext = (
             threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
         )
+        # SQLite: each thread keeps one autocommit connection for single-statement reads (``_raw_cursor``).
+        self._local = threading.local()
 
     @property
     def reads_are_local(self) -> bool:
@@ -58,6 +60,9 @@ class Database:
     def close(self) -> None:
         if self._listener is not None:
             self._listener.close()
+        fairy = getattr(self._local, "fairy", None)  # the closing thread's read connection (others end with it)
+        if fairy is not None:
+            fairy.close()
         self._engine.dispose()
 
     def wake_workers(self, conn: Connection) -> None:
@@ -123,6 +128,15 @@ class Database:
         with self._engine.connect() as conn:
             yield conn
 
+    def _raw_cursor(self) -> Any:
+        """This thread's own DBAPI cursor for single-statement reads (SQLite only: a local file, autocommit, WAL
+        snapshots). Held for the thread's life, outside the pool's checkout and events."""
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            self._local.fairy = self._engine.raw_connection()  # keeps the pooled connection checked out
+            cursor = self._local.cursor = self._local.fairy.driver_connection.cursor()
+        return cursor
+
     def _exists(self, query: Select) -> bool:
         with self._read() as conn:
             return conn.execute(query.limit(1)).first() is not None
@@ -186,5 +200,7 @@ def _setup_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        write = conn.get_execution_options().get("framecast_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        # Reads are single statements (each ``_read`` runs one), and one statement sees one snapshot in WAL mode:
+        # no BEGIN for them, which took a third of a status poll's time.
+        if conn.get_execution_options().get("framecast_write", False):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")

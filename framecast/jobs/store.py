@@ -20,7 +20,7 @@ from framecast.jobs.database import connect, utcnow
 from framecast.jobs.files import StoreFiles
 from framecast.jobs.migrations import migrate
 from framecast.jobs.models import CancelOutcome, Job, JobStatus, LogEntry, NewJob, QueueLimits
-from framecast.jobs.tables import files, job_from_row, job_logs, jobs, load_job
+from framecast.jobs.tables import RawJobReader, files, job_from_row, job_logs, jobs, load_job
 
 if TYPE_CHECKING:
     from framecast.config import Settings
@@ -93,6 +93,7 @@ class JobStore(StoreFiles):
         super().__init__(engine)
         self.max_attempts = max_attempts
         self.limits = limits or QueueLimits()
+        self._raw_load = RawJobReader(engine.dialect)
 
     @classmethod
     def open(cls, database_url: str, *, max_attempts: int = 3, limits: QueueLimits | None = None) -> JobStore:
@@ -176,6 +177,8 @@ class JobStore(StoreFiles):
         return int(head or 0)
 
     def get(self, job_id: str) -> Job | None:
+        if self.reads_are_local:  # status polls: the hot path
+            return self._raw_load(self._raw_cursor(), job_id)
         with self._read() as conn:
             return load_job(conn, job_id)
 

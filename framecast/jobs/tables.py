@@ -4,6 +4,8 @@ record a job row reads back as."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from types import SimpleNamespace
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -153,6 +155,27 @@ _LOAD_JOB = select(jobs).where(jobs.c.id == bindparam("job_id"))
 def load_job(conn: Connection, job_id: str) -> Job | None:
     row = conn.execute(_LOAD_JOB, {"job_id": job_id}).first()
     return None if row is None else job_from_row(row)
+
+
+class RawJobReader:
+    """``load_job`` straight on a DBAPI connection: the statement compiled once, each column's own result
+    processor (JSON, UTC datetimes) applied by hand. A status poll on SQLite spent three quarters of its time in
+    SQLAlchemy's per-execution plumbing (events, transaction, pool), not in SQLite (10 µs)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        compiled = _LOAD_JOB.compile(dialect=dialect)
+        self.sql = str(compiled)
+        self.names = [column.name for column in jobs.columns]
+        types = [column.type.dialect_impl(dialect) for column in jobs.columns]
+        self.processors = [kind.result_processor(dialect, None) for kind in types]
+
+    def __call__(self, cursor: Any, job_id: str) -> Job | None:
+        cursor.execute(self.sql, (job_id,))
+        raw = cursor.fetchone()
+        if raw is None:
+            return None
+        values = [value if fn is None else fn(value) for fn, value in zip(self.processors, raw, strict=True)]
+        return job_from_row(SimpleNamespace(**dict(zip(self.names, values, strict=True))))  # type: ignore[arg-type]
 
 
 def job_from_row(row: Row) -> Job:
