@@ -60,7 +60,9 @@ class Database:
     def close(self) -> None:
         if self._listener is not None:
             self._listener.close()
-        fairy = getattr(self._local, "fairy", None)  # the closing thread's read connection (others end with it)
+        fairy = getattr(
+            self._local, "fairy", None
+        )  # the closing thread's read connection (others end with it)
         if fairy is not None:
             fairy.close()
         self._engine.dispose()
