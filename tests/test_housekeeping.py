@@ -60,3 +60,15 @@ def test_an_expired_file_goes_and_its_request_stays(store, storage, tmp_path):
     assert delete_expired(store, storage) == (1, 0)
     assert storage.local_path(key) is None and store.expired_files() == []
     assert store.get(job_id) is not None
+
+
+def test_a_worker_report_a_day_old_goes_and_a_fresh_one_stays(store, storage):
+    store.report_worker("dead-worker", {"engine": "instant"})
+    time.sleep(0.01)
+    between = utcnow()
+    time.sleep(0.01)
+    store.report_worker("live-worker", {"engine": "instant"})
+
+    delete_expired(store, storage, now=between + timedelta(days=1))  # a day after `between`
+
+    assert [worker for worker, _, _ in store.worker_reports(between - timedelta(days=1))] == ["live-worker"]
