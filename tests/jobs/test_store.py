@@ -504,8 +504,13 @@ def test_retention_finds_and_deletes_only_finished_jobs_older_than_the_cutoff(st
 # -- fairness, quotas, crashes and X-Fal-No-Retry ----------------------------------------------------------
 
 
-def test_another_keys_first_job_is_claimed_next_behind_a_backlog_of_2000(store: JobStore) -> None:
-    backlog = [store.enqueue(new_job(f"a{i}", owner="alice")) for i in range(2000)]
+def test_another_keys_first_job_is_claimed_next_behind_a_backlog_of_2000(
+    store: JobStore, database_url: str
+) -> None:
+    # 2000 on SQLite; on PostgreSQL, where each submit is a network round trip, 300 show the same rule in a tenth
+    # of the time (the claim order does not depend on the backlog's length).
+    size = 2000 if database_url.startswith("sqlite") else 300
+    backlog = [store.enqueue(new_job(f"a{i}", owner="alice")) for i in range(size)]
     first = store.claim("w", 30)
     assert first is not None and first.id == backlog[0].id
     bobs = store.enqueue(new_job("bob's first", owner="bob"))
@@ -514,7 +519,7 @@ def test_another_keys_first_job_is_claimed_next_behind_a_backlog_of_2000(store: 
 
     # Alice's job of the current turn (earlier arrival) may go first; Bob's is next, not 1999 jobs later.
     assert bobs.id in [job.id for job in claimed if job is not None]
-    assert store.queue_position(backlog[-1].id) == 2000 - 3
+    assert store.queue_position(backlog[-1].id) == size - 3
 
 
 def test_keys_take_turns_and_a_requeued_job_goes_back_to_the_front(store: JobStore) -> None:
