@@ -445,6 +445,12 @@ def test_a_postgresql_restart_mid_render_is_ridden_out_and_the_render_completes(
         postgres_cluster.start()
 
         done = finished(store, job.id, timeout=60)
+
+        # A second outage while the worker idles (claims, housekeeping, LISTEN all fail for a while).
+        postgres_cluster.stop_server()
+        time.sleep(2)
+        postgres_cluster.start()
+        after = finished(store, submit(store, "after the outages").id, timeout=60)
     finally:
         stop.set()
         thread.join(timeout=30)
@@ -452,9 +458,14 @@ def test_a_postgresql_restart_mid_render_is_ridden_out_and_the_render_completes(
 
     assert done.error is None, done.error
     assert (done.attempt, done.crashes) == (1, 0)  # the same attempt carried on: no work was thrown away
+    assert after.error is None
     worker_records = [r for r in caplog.records if r.name.startswith("framecast")]
-    outage = [r for r in worker_records if "database is unreachable" in r.getMessage()]
-    assert len(outage) == 1, [r.getMessage() for r in outage]  # one line for the outage, not one per call
+    outages = [r.getMessage() for r in worker_records if "database is unreachable" in r.getMessage()]
+    assert len(outages) == 2, outages  # one line per outage, not one per call
+    listen = [
+        r.getMessage() for r in worker_records if "LISTEN" in r.getMessage() and "failed" in r.getMessage()
+    ]
+    assert len(listen) <= 2, listen
     assert not [r for r in worker_records if r.exc_info], "no tracebacks for a transient outage"
 
 

@@ -43,6 +43,7 @@ class Database:
         self._skip_locked = engine.dialect.name == "postgresql"
         self._notify = engine.dialect.name == "postgresql"
         self._listener: Any = None  # wait_for_work's LISTEN connection, opened on first use
+        self._listen_failed = False
         # SQLite has one writer at a time. Threads of one process queue here, in order, instead of in SQLite's
         # busy handler, which sleeps 1, 2, 5 ... 100 ms between tries and made writes under load wait 100+ ms.
         self._write_lock: threading.Lock | nullcontext = (
@@ -84,10 +85,15 @@ class Database:
             return
         try:
             listener = self._listen()
+            if self._listen_failed:
+                logger.warning("LISTEN %s works again", JOBS_CHANNEL)
+                self._listen_failed = False
             for _ in listener.notifies(timeout=timeout, stop_after=1):
                 pass
         except Exception as exc:  # noqa: BLE001 - a lost listener must not stop the worker: poll, reconnect later
-            logger.warning("LISTEN %s failed (%s); polling", JOBS_CHANNEL, exc)
+            if not self._listen_failed:  # once per outage: an idle worker comes here every poll
+                logger.warning("LISTEN %s failed (%s); polling until it works again", JOBS_CHANNEL, exc)
+                self._listen_failed = True
             if self._listener is not None:
                 self._listener.close()
             self._listener = None
