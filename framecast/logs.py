@@ -60,4 +60,4 @@ def configure_logging(settings: Settings, process: str) -> None:
     else:
         label = "" if process == "api" else f" {process}[{os.getpid()}]"
         handler.setFormatter(logging.Formatter(f"%(asctime)s{label} %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
+    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])  # a no-op if already set up

@@ -323,6 +323,12 @@ def worker_main(
         logging.shutdown()
         # Straight out: a half-imported model stack can take seconds to tear down, and holds nothing to save.
         os._exit(EXIT_MODEL_UNAVAILABLE)
+    # Stopped, its job handed back and the store closed: nothing is left to save, and tearing a model stack down
+    # can take seconds that a server killed -9 (whose restart wants the slot) should not wait for.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 # -- supervision: the worker's side --------------------------------------------------------------------------
