@@ -115,6 +115,16 @@ class Settings:
     max_connections: int = 1000  # open connections, kept below the file descriptor limit; past it: 503
     max_streams: int = 256  # concurrent status streams (SSE); past it: 503 with Retry-After
     log_level: str = "info"
+    # -- service under faults (issue 11, docs/operations.md) --
+    log_format: str = "text"  # text | json (one JSON object a line, with the request id)
+    max_queued_per_key: int = 1000  # waiting requests per API key; past it submit answers 429 (0: no limit)
+    max_queued: int = 20000  # waiting requests in all; past it submit answers 429 (0: no limit)
+    max_running_per_key: int = 0  # rendering at once per API key; further ones wait their turn (0: no limit)
+    store_retry_seconds: float = 120.0  # how long a worker retries an unreachable database before giving up
+    queue_position_seconds: float = 0.5  # queue positions come from a snapshot at most about this old
+    stop_grace_seconds: float = (
+        20.0  # how long a stopping worker may take to hand its job back before SIGKILL
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -39,6 +39,7 @@ class LiveServer:
         scheme: str = "http",
         host: str = "127.0.0.1",
         nofile: int | None = None,
+        launcher: tuple[str, ...] = ("-m", "framecast"),
     ) -> None:
         """``nofile``: the server's file descriptor limit (RLIMIT_NOFILE), when a test needs a small one."""
         self.port = free_port()
@@ -56,8 +57,7 @@ class LiveServer:
         }
         command = [
             sys.executable,
-            "-m",
-            "framecast",
+            *launcher,  # e.g. ("-m", "tests.instant_serve", "200", "0.05"): workers on a paced InstantEngine
             "serve",
             "--host",
             "127.0.0.1",

@@ -11,7 +11,10 @@ FramecastError                        (framecast.errors)
  ├── ResultGone                        410 the payload was dropped (X-Fal-Store-IO: 0) after delivery
  ├── RequestTimedOut                   504 + X-Fal-Request-Timeout-Type: user
  ├── TooManyStreams                    503 + Retry-After: FRAMECAST_MAX_STREAMS status streams are open
+ ├── QueueFull                         429 + Retry-After (a queue limit)
+ ├── OutOfSpace                        507 + Retry-After (the server's disk is full)
  └── anything else                     500 (ModelUnavailableError 503)
+The job database unreachable (SQLAlchemy's OperationalError and kin) 503 + Retry-After; full, 507.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from framecast.errors import (
@@ -33,12 +38,18 @@ from framecast.errors import (
     InputError,
     ModelUnavailableError,
     NotFoundError,
+    OutOfSpace,
+    QueueFull,
 )
+from framecast.jobs.retry import describe, is_disk_full, is_transient
 
 logger = logging.getLogger(__name__)
 
 ERROR_TYPE_HEADER = "x-fal-error-type"
 REQUEST_TIMEOUT_TYPE_HEADER = "x-fal-request-timeout-type"
+DATABASE_RETRY_AFTER = 5  # seconds: a database restart or failover usually takes about that
+OUT_OF_SPACE_RETRY_AFTER = 60
+DATABASE_UNAVAILABLE = "The job database is unreachable; retry shortly"
 
 
 class RequestInvalid(InputError):
@@ -98,6 +109,8 @@ _STATUS: tuple[tuple[type[FramecastError], int], ...] = (
     (RequestTimedOut, 504),
     (TooManyStreams, 503),
     (ModelUnavailableError, 503),
+    (QueueFull, 429),
+    (OutOfSpace, 507),
     (ConfigError, 500),
 )
 
@@ -134,6 +147,12 @@ def framecast_error_response(exc: FramecastError) -> JSONResponse:
     if retry_after is not None:
         headers["retry-after"] = str(retry_after)
     return error_response(status_of(exc), str(exc), exc.error_type, headers)
+
+
+def database_unavailable_response() -> JSONResponse:
+    return error_response(
+        503, DATABASE_UNAVAILABLE, "database_unavailable", {"retry-after": str(DATABASE_RETRY_AFTER)}
+    )
 
 
 def pydantic_errors(errors: list[Any], prefix: str) -> list[dict[str, Any]]:
@@ -176,7 +195,23 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, exc.detail, error_type, dict(exc.headers or {}))
 
 
+async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
+    """The database failing under a request is the server's state, not a bug: 503 (or 507 when full), said once
+    per request without the SQL; anything else from the driver stays a 500 at the request boundary."""
+    if is_disk_full(exc):
+        logger.error("the job database is full: %s", describe(exc))
+        return framecast_error_response(OutOfSpace())
+    if not is_transient(exc):
+        raise exc
+    logger.warning(
+        "%s %s: the job database is unreachable (%s)", request.method, request.url.path, describe(exc)
+    )
+    return database_unavailable_response()
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DBAPIError, _on_database_error)
+    app.add_exception_handler(PoolTimeout, _on_database_error)
     app.add_exception_handler(FramecastError, _on_framecast_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)

@@ -37,6 +37,7 @@ REQUEST_ID_HEADER = "x-fal-request-id"
 PRIORITY_HEADER = "x-fal-queue-priority"
 REQUEST_TIMEOUT_HEADER = "x-fal-request-timeout"
 STORE_IO_HEADER = "x-fal-store-io"
+NO_RETRY_HEADER = "x-fal-no-retry"
 LIFECYCLE_HEADER = "x-fal-object-lifecycle-preference"
 TARGET_URL_HEADER = "x-fal-target-url"
 __all__ = ["ERROR_TYPE_HEADER", "REQUEST_TIMEOUT_TYPE_HEADER"]  # re-exported: errors.py owns them
@@ -55,6 +56,7 @@ class SubmitOptions:
     store_io: bool = True
     file_ttl_seconds: int | None = None
     webhook_url: str | None = None
+    no_retry: bool = False  # X-Fal-No-Retry: 1
 
 
 def _header_error(header: str, value: str, msg: str) -> RequestInvalid:
@@ -148,7 +150,18 @@ def submit_options(headers: Any, fal_webhook: str | None) -> SubmitOptions:
         store_io=_store_io(headers.get(STORE_IO_HEADER)),
         file_ttl_seconds=_file_ttl(headers.get(LIFECYCLE_HEADER)),
         webhook_url=_webhook_url(fal_webhook),
+        no_retry=_no_retry(headers.get(NO_RETRY_HEADER)),
     )
+
+
+def _no_retry(value: str | None) -> bool:
+    """``X-Fal-No-Retry``: 1/true asks that the request not run again after its worker died."""
+    if value is None:
+        return False
+    word = value.strip().lower()
+    if word not in TRUE_WORDS + FALSE_WORDS:
+        raise _header_error(NO_RETRY_HEADER, value, "No-retry must be '0' or '1'")
+    return word in TRUE_WORDS
 
 
 def logs_flag(value: str | None) -> bool:

@@ -19,6 +19,7 @@ from framecast.api.errors import TooManyStreams
 from framecast.api.protocol import status_body
 from framecast.api.service import RequestService
 from framecast.jobs.models import JobStatus
+from framecast.jobs.retry import is_transient
 
 POLL_SECONDS = 0.25  # right after a change
 IDLE_POLL_FACTOR = 4  # an unchanged stream slows down to this many times POLL_SECONDS (one read a second)
@@ -40,8 +41,20 @@ async def status_events(
     quiet_since = time.monotonic()
     delay = poll_seconds
     while True:
-        job, position = await service.reading(service.snapshot, job_id)
-        new_logs = await service.reading(service.store.logs, job_id, after) if with_logs else None
+        try:
+            job, position = await service.reading(service.snapshot, job_id)
+            new_logs = await service.reading(service.store.logs, job_id, after) if with_logs else None
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            # The database is away: the stream stays open and resumes when it is back (keepalives go on).
+            job, new_logs = None, None
+        if job is None:
+            if time.monotonic() - quiet_since >= keepalive_seconds:
+                quiet_since = time.monotonic()
+                yield ": keepalive\n\n"
+            await asyncio.sleep(poll_seconds)
+            continue
         if new_logs:
             after = new_logs[-1].seq
         if (job.status, position) != last_sent or new_logs:

@@ -208,10 +208,10 @@ class DiffusersEngine:
         plans = shot_plans(plan, self.preset)
         if self.compiled:  # a compiled transformer generates shots in frame buckets, not at every length
             plans = [buckets.bucketed(p, self.preset) for p in plans]
-        total, done, clips = sum(p.steps * p.segments for p in plans), 0, []
+        total, done, clips = sum(self._steps(p) for p in plans), 0, []
         for shot_plan in plans:  # steps count across shots, so progress never goes backwards
             clips.append((self.generate(shot_plan, ctx, steps_done=done, steps_total=total), shot_plan))
-            done += shot_plan.steps * shot_plan.segments
+            done += self._steps(shot_plan)
 
         # 2. Map to the exact output and encode, with one audio track over the whole video
         stop_if_asked(ctx)
@@ -253,14 +253,14 @@ class DiffusersEngine:
             raise NotImplementedError("a long clip made of shots is split by the creative shots stage first")
         ctx.log(describe(plan))
         stop_if_asked(ctx)
-        steps = Steps(ctx, steps_done, steps_total or plan.steps * plan.segments)
+        steps = Steps(ctx, steps_done, steps_total or self._steps(plan))
         with torch.inference_mode():
             clip = self.model.generate(plan, steps)
             video = clip.video
             # "chain": each further segment starts from the last frame so far (its first frame repeats it), its
             # colours matched to that frame so that they do not drift from segment to segment.
             for segment in range(1, plan.segments):
-                steps = steps.then(plan.steps)
+                steps = steps.then(self.model.denoising_steps(plan))
                 more = self.model.continue_clip(video[-1], plan, segment, steps).to(video.device)
                 if same_picture(more[0], video[-1]):
                     more = match_colour(more, video[-1])
@@ -272,6 +272,10 @@ class DiffusersEngine:
         if plan.segments > 1 or plan.temporal == "window":
             ctx.log(f"continuity: {drift(video, plan.fps).line()}")
         return dataclasses.replace(clip, video=video)
+
+    def _steps(self, plan: RenderPlan) -> int:
+        """All denoising steps of ``plan``, every segment's."""
+        return self.model.denoising_steps(plan) * plan.segments
 
     def _soundtrack(
         self, clips: list[GeneratedClip], plan: RenderPlan, ctx: RenderContext

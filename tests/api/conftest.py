@@ -45,7 +45,13 @@ def auth(key: str) -> dict[str, str]:
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"data_dir": tmp_path / "data", "poll_seconds": 0.02, "heartbeat_seconds": 0.2}
+    # queue_position_seconds 0: positions read exactly, as the tests that check them expect (positions.py).
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "poll_seconds": 0.02,
+        "heartbeat_seconds": 0.2,
+        "queue_position_seconds": 0.0,
+    }
     values.update(overrides)
     return Settings.from_env({}, **values)
 

@@ -223,6 +223,7 @@ def test_a_body_over_the_limit_is_413_by_content_length_and_by_stream(shared_cli
         ("X-Fal-Object-Lifecycle-Preference", '{"expiration_duration_seconds": "60"}'),
         ("X-Fal-Object-Lifecycle-Preference", '{"initial_acl": "public"}'),
         ("X-Fal-Object-Lifecycle-Preference", "[]"),
+        ("X-Fal-No-Retry", "maybe"),
     ],
 )
 def test_bad_fal_header_values_are_422_at_the_header(
@@ -240,10 +241,13 @@ def test_fal_headers_are_stored_on_the_job(client: TestClient, store: JobStore) 
         "X-Fal-Request-Timeout": "12.5",
         "X-Fal-Store-IO": "0",
         "X-Fal-Object-Lifecycle-Preference": '{"expiration_duration_seconds": 600}',
+        "X-Fal-No-Retry": "1",
     }
     job = store.get(submit(client, headers=headers)["request_id"])
+    plain = store.get(submit(client)["request_id"])
 
-    assert job is not None
+    assert job is not None and plain is not None
+    assert job.no_retry is True and plain.no_retry is False
     assert job.priority is Priority.low
     assert job.store_io is False
     assert job.file_ttl_seconds == 600

@@ -8,10 +8,10 @@ Decisions:
   preset's size multiple; then resized to cover the output and centre-cropped (the crop is a few pixels at
   most, as the aspects match to within one size multiple). Smaller tiers are downscaled from the native size
   (best quality); 1080p, beyond every preset's native size, is upscaled (bicubic).
-- Generation frames: the smallest count of the preset's rule (``frame_step * k + 1``) that covers the
-  output; the extra frames at the end are dropped. A duration longer than the preset's ``max_frames`` is
-  never made shorter, and never slowed down unless asked: per preset (``Preset.extend``, a method its family
-  supports) it is
+- Generation frames: the smallest count of the preset's rule (``frame_step * k + 1``, or for a chunked model
+  whole chunks cut to it: frames.py) that covers the output; the extra frames at the end are dropped. A
+  duration longer than the preset's ``max_frames`` is never made shorter, and never slowed down unless asked:
+  per preset (``Preset.extend``, a method its family supports) it is
   "window": the whole length generated at once, denoised as overlapping windows of ``max_frames`` whose
   predictions are blended in latent space at every step (``windows``), so every frame has real motion and the
   windows agree where they overlap;
@@ -19,7 +19,8 @@ Decisions:
   frame, its colours matched to that frame; or
   "shots": the multi-clip shot planner's shots of one subject, each within ``max_frames``, joined by cuts.
   "stretch" (one segment spread over the duration, frames blended, motion slowed) runs only when the operator
-  asks for it, for speed (``FRAMECAST_LONG_CLIPS=stretch``).
+  asks for it, for speed (``FRAMECAST_LONG_CLIPS=stretch``). LTX-2 covers 10 s in one pass; Helios generates
+  33-frame chunks, each conditioned on the ones before, up to a minute.
 """
 
 from __future__ import annotations
@@ -172,18 +173,22 @@ def make_plan(
 def generation_frames(preset: Preset, frames: int, *, stretch: bool = False) -> tuple[int, str]:
     """Frames to generate per pass for ``frames`` output frames, and how they map (``RenderPlan.temporal``):
     "window" generates them all at once; "chain", "shots" and "stretch" one clip of the model's longest."""
-    needed = on_rule(frames, preset.frame_step)
+    needed = on_rule(frames, preset.frame_step, preset.frame_chunk)
     if needed <= preset.max_frames:
         return needed, "trim"
     method = "stretch" if stretch else preset.extend
     if method == "window":
         return needed, "window"
-    return longest_on_rule(preset.max_frames, preset.frame_step), method
+    return longest_on_rule(preset.max_frames, preset.frame_step, preset.frame_chunk), method
 
 
 def _temporal(preset: Preset, frames: int, stretch: bool) -> tuple[int, str, int]:
     gen_frames, temporal = generation_frames(preset, frames, stretch=stretch)
-    window = longest_on_rule(preset.max_frames, preset.frame_step) if temporal == "window" else 0
+    window = (
+        longest_on_rule(preset.max_frames, preset.frame_step, preset.frame_chunk)
+        if temporal == "window"
+        else 0
+    )
     return gen_frames, temporal, window
 
 

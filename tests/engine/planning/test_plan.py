@@ -88,6 +88,7 @@ def test_durations_beyond_the_model_are_generated_in_full_never_shortened_and_st
     assert generation_frames(get_preset("wan2.2-t2v-a14b"), 128) == (129, "window")
     assert generation_frames(get_preset("ltx-2"), 240) == (241, "trim")
     assert generation_frames(get_preset("wan2.1-t2v-1.3b"), 160, stretch=True) == (81, "stretch")
+    assert generation_frames(get_preset("helios-14b"), 240) == (261, "trim")  # 8 chunks of 33, cut to 4k + 1
     ten = make_plan(request(duration="10"), get_preset("wan2.2-ti2v-5b"))
     assert (ten.frames, ten.gen_frames, ten.segments) == (240, 121, 2)  # 121 + 120 = 241 frames
     assert ten.joins() == [{"frame": 120, "how": "continues from the frame before"}]
