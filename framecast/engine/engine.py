@@ -193,10 +193,10 @@ class DiffusersEngine:
         plans = shot_plans(plan, self.preset)
         if self.compiled:  # a compiled transformer generates shots in frame buckets, not at every length
             plans = [buckets.bucketed(p, self.preset) for p in plans]
-        total, done, clips = sum(p.steps * p.segments for p in plans), 0, []
+        total, done, clips = sum(self._steps(p) for p in plans), 0, []
         for shot_plan in plans:  # steps count across shots, so progress never goes backwards
             clips.append((self.generate(shot_plan, ctx, steps_done=done, steps_total=total), shot_plan))
-            done += shot_plan.steps * shot_plan.segments
+            done += self._steps(shot_plan)
 
         # 2. Map to the exact output and encode, with one audio track over the whole video
         stop_if_asked(ctx)
@@ -236,16 +236,20 @@ class DiffusersEngine:
             raise NotImplementedError("multi-shot plans are split by planning.shot_plans first")
         ctx.log(describe(plan))
         stop_if_asked(ctx)
-        steps = Steps(ctx, steps_done, steps_total or plan.steps * plan.segments)
+        steps = Steps(ctx, steps_done, steps_total or self._steps(plan))
         with torch.inference_mode():
             clip = self.model.generate(plan, steps)
             video = clip.video
             # "chain": each further segment starts from the last frame so far; its first frame repeats it.
             for segment in range(1, plan.segments):
-                steps = steps.then(plan.steps)
+                steps = steps.then(self.model.denoising_steps(plan))
                 more = self.model.continue_clip(video[-1], plan, segment, steps)
                 video = torch.cat([video, more[1:].to(video.device)])
         return dataclasses.replace(clip, video=video)
+
+    def _steps(self, plan: RenderPlan) -> int:
+        """All denoising steps of ``plan``, every segment's."""
+        return self.model.denoising_steps(plan) * plan.segments
 
     def _soundtrack(
         self, clips: list[GeneratedClip], plan: RenderPlan, ctx: RenderContext
@@ -269,6 +273,11 @@ def describe(plan: RenderPlan) -> str:
         line += f"; longer than the model's {plan.gen_frames} frames: motion slowed x{slowed:.2f}"
     elif plan.temporal == "chain":
         line += f"; {plan.segments} segments, each continuing from the last frame of the one before"
+    if plan.refine_steps:
+        line += (
+            f"; two stages: {plan.gen_width // 2}x{plan.gen_height // 2}, a learned x2 latent upsample, then "
+            f"{plan.refine_steps} refining steps"
+        )
     if plan.guidance_scale <= 1.0:
         line += "; no CFG (a distilled variant), so the negative prompt has no effect"
     return line

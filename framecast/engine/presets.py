@@ -28,6 +28,21 @@ LTX_NEGATIVE = (
 
 
 @dataclass(frozen=True)
+class TwoStage:
+    """A second, refining stage after a learned x2 latent upsample (LTX-2's authors' pipeline): stage 1
+    denoises at half the generation size, the family's latent upsampler (the weights' ``latent_upsampler/``)
+    doubles its latents, and stage 2 re-noises them and refines for ``steps`` steps at the full size.
+
+    ``lora`` is a file at the weights' root that stage 2 of full (dev) weights runs with: their distilled
+    LoRA, as the refine is a distilled schedule. Distilled weights refine as they are (the diffusers docs: "No
+    stage 2 LoRA is involved, since the transformer is already distilled").
+    """
+
+    steps: int
+    lora: str = ""
+
+
+@dataclass(frozen=True)
 class Preset:
     """Everything needed to load one model and plan a render for it."""
 
@@ -64,6 +79,13 @@ class Preset:
     tradeoff: str = ""  # what the variant gives up for its speed (``framecast models list`` shows it)
     # Its place in FRAMECAST_MODEL=auto's order (1 is tried first; see ``pick_auto``); None: never picked by auto.
     auto_rank: int | None = None
+    # Two-stage generation (``TwoStage``); None: one pass at the generation size.
+    two_stage: TwoStage | None = None
+    # Components loaded from another folder of the weights than their own name (LTX-2.5's full DiT).
+    component_folders: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # Terms of ``negative_prompt`` dropped when a request sets a ``style``, which they would fight.
+    style_terms: tuple[str, ...] = ()
+
 
     @property
     def native_pixels(self) -> int:
@@ -326,7 +348,9 @@ class Variant:
     into the transformer(s), one file per expert; ``dmd_timesteps`` replaces the scheduler with DMD sampling at
     those training timesteps (dmd.py), as a DMD-distilled checkpoint needs; ``first_block_cache`` is First Block
     Cache's threshold (a step reuses the previous step's output of blocks 2..N when block 1's residual moved
-    less than this). The engine applies them at load through the speed levers (speed/) and the family.
+    less than this); ``distilled`` marks weights distilled for their family's own fixed schedule, sampled on it
+    without any guidance (LTX-2: its distilled sigmas; the family knows them). The engine applies them at load
+    through the speed levers (speed/) and the family.
     """
 
     name: str
@@ -340,6 +364,12 @@ class Variant:
     first_block_cache: float | None = None
     guidance_scale_2: float | None = None
     dmd_timesteps: tuple[int, ...] = ()
+    distilled: bool = False
+    # Its files, when they differ from the base's within the same repo (LTX-2.5 ships both DiTs): what it pulls,
+    # its component folders (``Preset.component_folders``: always its own) and its download size.
+    allow_patterns: tuple[str, ...] | None = None
+    component_folders: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    size_gb: float | None = None
 
 
 VARIANTS: dict[str, Variant] = {}
@@ -362,6 +392,9 @@ def register_variant(variant: Variant) -> Preset:
             guidance_scale=variant.guidance_scale,
             guidance_scale_2=variant.guidance_scale_2 or base.guidance_scale_2,
             tradeoff=variant.tradeoff,
+            allow_patterns=variant.allow_patterns or base.allow_patterns,
+            component_folders=variant.component_folders,
+            size_gb=base.size_gb if variant.size_gb is None else variant.size_gb,
         )
     )
 

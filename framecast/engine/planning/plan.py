@@ -16,6 +16,9 @@ Decisions:
   "stretch": one segment of ``max_frames`` spread over the duration (frames blended, motion slowed by
   ``frames / max_frames``: Wan2.1-1.3B and Wan2.2-A14B at 8 s / 10 s, x1.6 / x2.0).
   LTX-2 covers 10 s in one pass.
+- Two-stage presets (``Preset.two_stage``: LTX-2's authors' pipeline) generate at the same size, in two
+  stages: the first at half of it (so their size multiple is twice the VAE's), a learned x2 latent upsample,
+  then ``refine_steps`` more steps at the full size.
 """
 
 from __future__ import annotations
@@ -65,8 +68,11 @@ class RenderPlan:
     negative_prompt: str  # preset default merged with the user's
     shots: tuple[Shot, ...]
     audio: str  # "none" | "joint" (the model renders it) | "separate" (the audio stage adds it)
-    steps: int
+    steps: int  # denoising steps of the (first) pass
     guidance_scale: float
+    # A two-stage preset's refining steps at the generation size, after its first pass at half that size and a
+    # learned x2 latent upsample (``Preset.two_stage``); 0: one pass.
+    refine_steps: int = 0
 
     @property
     def duration(self) -> float:
@@ -126,6 +132,7 @@ def make_plan(
         audio=audio,
         steps=preset.steps,
         guidance_scale=preset.guidance_scale,
+        refine_steps=preset.two_stage.steps if preset.two_stage else 0,
     )
 
     # 4. Creative stages; until they land, style, thinking_type and multi-clip leave the plan as it is.
