@@ -14,6 +14,7 @@ import itertools
 import logging
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -118,7 +119,9 @@ class DiffusersEngine:
             )
         if variant.lora_files:
             repo, files = variant.lora_repo, variant.lora_files
-            if self.preset.tiny and not self.options.model_path:  # a tiny twin: random LoRAs of its experts
+            # A tiny twin of a LoRA variant cannot take the real files (made for the full-size model): random
+            # LoRAs of its experts stand in, unless the variant names LoRAs on this machine, made for it.
+            if self.preset.tiny and not self.options.model_path and not Path(repo).is_dir():
                 repo, files = self.model.tiny_loras(len(files))
             self._apply("step_distillation", DistillOptions(variant.name, repo, files))
         if variant.first_block_cache is not None:
