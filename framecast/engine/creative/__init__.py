@@ -99,10 +99,13 @@ class Creative:
         def style(request: TextToVideoInput, plan: RenderPlan) -> RenderPlan:
             if request.style is None:
                 return plan
-            prompt, negative = apply_style(plan.prompt, plan.negative_prompt, request.style)
+            fighting = self.preset.style_terms
+            prompt, negative = apply_style(plan.prompt, plan.negative_prompt, request.style, fighting)
             shots = []
             for shot in plan.shots:
-                shot_prompt, shot_negative = apply_style(shot.prompt, shot.negative_prompt, request.style)
+                shot_prompt, shot_negative = apply_style(
+                    shot.prompt, shot.negative_prompt, request.style, fighting
+                )
                 shots.append(dataclasses.replace(shot, prompt=shot_prompt, negative_prompt=shot_negative))
             log(f"style {request.style.value}: prompt {prompt!r}; negative prompt {negative!r}")
             return dataclasses.replace(plan, prompt=prompt, negative_prompt=negative, shots=tuple(shots))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -70,12 +71,23 @@ STYLE_TEXTS: dict[Style, StyleText] = {
 }
 
 
-def apply_style(prompt: str, negative: str, style: Style | None) -> tuple[str, str]:
-    """Return ``(prompt, negative)`` with ``style``'s texts added; unchanged when ``style`` is ``None``."""
+def apply_style(
+    prompt: str, negative: str, style: Style | None, fighting: Sequence[str] = ()
+) -> tuple[str, str]:
+    """Return ``(prompt, negative)`` with ``style``'s texts added; unchanged when ``style`` is ``None``.
+    ``fighting`` are terms of the preset's default negative prompt that ask for a photographic look
+    (``Preset.style_terms``, e.g. LTX-2's "cartoonish rendering, 3D CGI look"): a style is such a look, so they
+    are dropped rather than left to pull against it."""
     if style is None:
         return prompt, negative
     text = STYLE_TEXTS[style]
-    return f"{text.lead} {as_sentence(prompt)} {text.look}", _merge_terms(negative, text.negative)
+    kept = _drop_terms(negative, fighting)
+    return f"{text.lead} {as_sentence(prompt)} {text.look}", _merge_terms(kept, text.negative)
+
+
+def _drop_terms(negative: str, terms: Sequence[str]) -> str:
+    dropped = {term.strip().lower() for term in terms}
+    return ", ".join(part for part in negative.split(", ") if part.strip().lower() not in dropped)
 
 
 def _merge_terms(negative: str, extra: str) -> str:
