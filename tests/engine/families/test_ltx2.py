@@ -328,9 +328,11 @@ def test_a_two_stage_render_is_an_mp4_of_the_exact_size_frames_and_audio_length(
     assert any("two stages" in line and "3 refining steps" in line for line in ctx.logs)
 
 
-def test_cancel_in_stage_2_stops_within_one_step(distilled_engine, tmp_path):
+@pytest.mark.parametrize("stage", [1, 2])
+def test_cancel_in_either_stage_stops_within_one_step(distilled_engine, stage):
     plan = short_plan(distilled_engine.preset)
-    ctx = RecordingContext(stop_after=plan.steps + 1)  # the first refining step
+    stop_after = 1 if stage == 1 else plan.steps + 1  # the first step of stage 1, or of the refine
+    ctx = RecordingContext(stop_after=stop_after)
     passes: list[int] = []
     hook = distilled_engine.pipe.transformer.register_forward_pre_hook(lambda m, a: passes.append(1))
     try:
@@ -338,8 +340,8 @@ def test_cancel_in_stage_2_stops_within_one_step(distilled_engine, tmp_path):
             distilled_engine.generate(plan, ctx)
     finally:
         hook.remove()
-    assert ctx.steps == [(i, 11) for i in range(1, plan.steps + 2)]
-    assert len(passes) == plan.steps + 1
+    assert ctx.steps == [(i, 11) for i in range(1, stop_after + 1)]
+    assert len(passes) == stop_after
 
 
 def test_a_style_lora_runs_in_both_stages_and_unloading_it_keeps_the_stage_2_lora(tmp_path):
