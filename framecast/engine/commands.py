@@ -26,7 +26,7 @@ def models_list(options: EngineOptions) -> str:
         else:
             size = f"{preset.size_gb:.0f} GB"
             folder = weights.cached_folder(preset)
-            present = "present" if folder is not None and not weights.problems(folder) else "missing"
+            present = "present" if folder is not None and not weights.problems(folder, preset) else "missing"
             if options.model_path and options.model == preset.name:
                 present = f"FRAMECAST_MODEL_PATH={options.model_path}"
         rows.append((preset.name, size, present, preset.licence))
@@ -91,7 +91,7 @@ def models_verify(options: EngineOptions, name: str) -> str:
         folder = weights.cached_folder(preset)
     if folder is None:
         raise ModelUnavailableError(weights.missing_sentence(preset))
-    missing = weights.problems(folder)
+    missing = weights.problems(folder, preset)
     if missing:
         raise ModelUnavailableError(
             f"The weights of model {name} in {folder} are incomplete (missing {', '.join(missing[:5])}): "

@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -125,7 +126,9 @@ class DiffusersEngine:
             )
         if variant.lora_files:
             repo, files = variant.lora_repo, variant.lora_files
-            if self.preset.name.startswith(TINY_PREFIX):  # a tiny twin: random LoRAs of its tiny experts
+            # A tiny twin of a LoRA variant cannot take the real files (made for the full-size model): random
+            # LoRAs of its experts stand in, unless the variant names LoRAs on this machine, made for it.
+            if self.preset.name.startswith(TINY_PREFIX) and not Path(repo).is_dir():
                 repo, files = self.model.tiny_loras(len(files))
             self._apply("step_distillation", DistillOptions(variant.name, repo, files))
         if variant.first_block_cache is not None:
@@ -321,6 +324,11 @@ def describe(plan: RenderPlan) -> str:
         line += (
             f"; longer than the model's {plan.window_frames} frames: {len(plan.windows)} overlapping windows "
             f"(from frames {starts}) denoised together, blended in latent space"
+        )
+    if plan.refine_steps:
+        line += (
+            f"; two stages: {plan.gen_width // 2}x{plan.gen_height // 2}, a learned x2 latent upsample, then "
+            f"{plan.refine_steps} refining steps"
         )
     if plan.guidance_scale <= 1.0:
         line += "; no CFG (a distilled variant), so the negative prompt has no effect"

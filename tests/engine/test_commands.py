@@ -16,7 +16,7 @@ def test_models_list_shows_every_preset_with_size_licence_and_weights():
     lines = table.splitlines()
     assert lines[0].split()[:4] == ["NAME", "SIZE", "WEIGHTS", "LICENCE"]
     ltx = next(line for line in lines if line.startswith("ltx-2 "))
-    assert "90 GB" in ltx and "Community Licence" in ltx
+    assert "94 GB" in ltx and "Community Licence" in ltx
     assert "built in" in next(line for line in lines if line.startswith("tiny-wan "))
 
 

@@ -59,7 +59,7 @@ def test_every_preset_renders_the_exact_mp4_of_its_plan_through_a_live_server(na
     assert output["seed"] == 7
     # The plan the worker ran is the preset's (its own steps, sizes, frames), step by step.
     assert describe(plan) in logs
-    total = plan.steps * plan.segments
+    total = (plan.steps + plan.refine_steps) * plan.segments  # a two-stage plan's refine counts too
     assert [line for line in logs if line.startswith("step ")] == [
         f"step {i}/{total}" for i in range(1, total + 1)
     ]

@@ -79,7 +79,9 @@ STYLE_TEXTS: dict[Style, StyleText] = {
 
 
 def apply_style(prompt: str, negative: str, style: Style | None) -> tuple[str, str]:
-    """Return ``(prompt, negative)`` with ``style``'s texts added; unchanged when ``style`` is ``None``."""
+    """Return ``(prompt, negative)`` with ``style``'s texts added; unchanged when ``style`` is ``None``. (The
+    preset's look terms that a style would fight are dropped from its default negative prompt by the style stage
+    before: ``without_terms``.)"""
     if style is None:
         return prompt, negative
     text = STYLE_TEXTS[style]

@@ -21,6 +21,9 @@ Decisions:
   "stretch" (one segment spread over the duration, frames blended, motion slowed) runs only when the operator
   asks for it, for speed (``FRAMECAST_LONG_CLIPS=stretch``). LTX-2 covers 10 s in one pass; Helios generates
   33-frame chunks, each conditioned on the ones before, up to a minute.
+- Two-stage presets (``Preset.two_stage``: LTX-2's authors' pipeline) generate at the same size, in two
+  stages: the first at half of it (so their size multiple is twice the VAE's), a learned x2 latent upsample,
+  then ``refine_steps`` more steps at the full size.
 """
 
 from __future__ import annotations
@@ -72,10 +75,13 @@ class RenderPlan:
     negative_prompt: str  # preset default merged with the user's
     shots: tuple[Shot, ...]
     audio: str  # "none" | "joint" (the model renders it) | "separate" (the audio stage adds it)
-    steps: int
+    steps: int  # denoising steps of the (first) pass
     guidance_scale: float
     window_frames: int = 0  # "window": frames per window (the model's longest clip); else 0
     frame_step: int = 4  # the model's frame rule (gen_frames = frame_step * k + 1)
+    # A two-stage preset's refining steps at the generation size, after its first pass at half that size and a
+    # learned x2 latent upsample (``Preset.two_stage``); 0: one pass.
+    refine_steps: int = 0
 
     @property
     def duration(self) -> float:
@@ -162,6 +168,7 @@ def make_plan(
         guidance_scale=preset.guidance_scale,
         window_frames=window,
         frame_step=preset.frame_step,
+        refine_steps=preset.two_stage.steps if preset.two_stage else 0,
     )
 
     # 4. Creative stages; until they land, style, thinking_type and multi-clip leave the plan as it is.

@@ -25,7 +25,15 @@ CASES = [
     for duration in ("5", "8", "10")
     if not (resolution == "1080p" and duration == "10")
 ]
-PRESETS = ["wan2.2-ti2v-5b", "wan2.1-t2v-1.3b", "wan2.2-t2v-a14b", "ltx-2", "tiny-wan", "tiny-ltx2"]
+PRESETS = [
+    "wan2.2-ti2v-5b",
+    "wan2.1-t2v-1.3b",
+    "wan2.2-t2v-a14b",
+    "ltx-2",
+    "ltx-2.5",
+    "tiny-wan",
+    "tiny-ltx2",
+]
 
 
 def request(**fields) -> TextToVideoInput:
@@ -174,3 +182,18 @@ def test_every_registered_preset_plans_every_duration():
         for duration in Duration:
             plan = make_plan(request(duration=duration.value), preset)
             assert plan.frames == duration.seconds * preset.fps
+
+
+def test_a_two_stage_plan_generates_on_a_64_grid_and_counts_its_refining_steps():
+    for name in ("ltx-2", "ltx-2.5", "ltx-2.5-distilled"):
+        preset = get_preset(name)
+        assert preset.two_stage is not None and preset.size_multiple == 64
+        for aspect in ASPECTS:
+            plan = make_plan(request(resolution="720p", aspect_ratio=aspect), preset)
+            # stage 1 at half the size still lands on the VAE's 32-pixel grid
+            assert (plan.gen_width // 2) % 32 == 0 and (plan.gen_height // 2) % 32 == 0
+            assert plan.refine_steps == preset.two_stage.steps == 3
+    assert make_plan(request(), get_preset("tiny-ltx2")).refine_steps == 0
+    sixteen_nine = make_plan(request(), get_preset("ltx-2"))
+    # the authors' stage 1 of 768x512 doubled, at 16:9: stage 1 832x480
+    assert (sixteen_nine.gen_width, sixteen_nine.gen_height) == (1664, 960)
