@@ -167,3 +167,33 @@ def test_ltx_presets_carry_their_authors_settings_for_the_weights_they_load():
         dict(dev.component_folders) == {"transformer": "transformer_full"} and not distilled.component_folders
     )
     assert "negative prompt has no effect" in distilled.tradeoff and distilled.auto_rank is None
+
+
+def test_every_real_preset_has_a_row_with_its_own_settings_and_their_sources_in_the_docs():
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "models.md").read_text()
+    section = docs.split("## Every preset's settings, and where each comes from")[1].split("\n## ")[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 9 and cells[0].startswith("`"):
+            rows[cells[0].strip("`")] = cells[1:]
+    assert set(rows) == {p.name for p in all_presets() if not p.tiny}
+    for name, (steps, guidance, shift, fps, longest, size, negative, sources) in rows.items():
+        preset = get_preset(name)
+        scales = f"{preset.guidance_scale}" + (
+            f" / {preset.guidance_scale_2}" if preset.guidance_scale_2 is not None else ""
+        )
+        assert (int(steps), guidance, int(fps), int(longest)) == (
+            preset.steps,
+            scales,
+            preset.fps,
+            preset.max_frames,
+        ), name
+        assert shift == ("folder's" if preset.flow_shift is None else str(preset.flow_shift)), name
+        assert size == f"{preset.native_width}×{preset.native_height}", name
+        assert negative.startswith("none") == (preset.negative_prompt == "" or preset.guidance_scale <= 1), (
+            name
+        )
+        assert len(sources) > 40, name  # each row says where its values come from
