@@ -4,12 +4,14 @@ and a killed rank that ends the group, which restarts and completes the request 
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import av
 import httpx
@@ -51,9 +53,14 @@ def same_video(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and float(difference.mean()) < 0.05 and int(difference.max()) < 32
 
 
+@functools.cache
+def tiny_engine(steps: int) -> Any:
+    return TinyWanSteps(steps)(Settings().resolved())
+
+
 def one_rank(tmp_path: Path, steps: int, body: dict) -> np.ndarray:
     """The request rendered by one rank, in this process, to an MP4, decoded."""
-    engine = TinyWanSteps(steps)(Settings(data_dir=tmp_path).resolved())
+    engine = tiny_engine(steps)
     out = tmp_path / f"one-rank-{body['seed']}.mp4"
     engine.render(TextToVideoInput.model_validate(body), Context(), out)
     return frames(out)
