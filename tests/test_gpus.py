@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shlex
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +86,31 @@ def test_the_cli_answers_a_bad_device_list_with_one_line(argv, error, capsys, tm
     assert main([*argv, "--data-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("framecast: error: ") and error in err and len(err.strip().splitlines()) == 1
+
+
+def deploy_commands() -> list[list[str]]:
+    """Every ``framecast ...`` command of docs/deploy.md (its shell block and its compose file)."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "deploy.md").read_text()
+    lines = re.findall(r"(?:^|command: )framecast ([^#\n]+)", text, flags=re.MULTILINE)
+    return [shlex.split(line) for line in lines]
+
+
+def test_every_command_of_the_deploy_guide_parses_into_the_groups_it_describes():
+    from framecast.cli import build_parser, settings_from
+    from framecast.ranks import one_group
+
+    commands = deploy_commands()
+    assert len(commands) >= 6
+    seen = {}
+    for argv in commands:
+        args = build_parser().parse_args(argv)
+        settings = settings_from(args)
+        if argv[0] == "worker":
+            group = one_group(settings)
+            seen[" ".join(argv)] = [group.spec] if group else []
+        elif argv[0] == "serve":
+            seen[" ".join(argv)] = [g.spec if g else None for g in worker_groups(settings)]
+    assert seen["serve --gpus 0-7 --group-size 2"] == ["0,1", "2,3", "4,5", "6,7"]
+    assert seen["serve --gpus 0-7"] == ["0,1,2,3,4,5,6,7"]
+    assert seen["serve --workers 8"] == [None] * 8
+    assert seen["worker --gpus 0-7"] == ["0,1,2,3,4,5,6,7"]
