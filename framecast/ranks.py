@@ -81,6 +81,7 @@ def run_group(
     try:
         run_worker(settings, factory, stop, ranks=ranks, on_ready=ranks.watch)
     finally:
+        ranks.expect_exits()
         if factory.engine is not None:
             factory.engine.group.dismiss()
         ranks.stop()
@@ -177,6 +178,10 @@ class RankProcesses:
         self._kill_all()
         logging.shutdown()
         os._exit(1)
+
+    def expect_exits(self) -> None:
+        """From now on the other ranks end because rank 0 stops: no longer a death to act on."""
+        self._stopping.set()
 
     def stop(self) -> None:
         """End the other ranks (dismissed already when rank 0 stops in order); kill those that linger."""

@@ -9,9 +9,12 @@ model's own ``_cp_plan``. The attention itself is diffusers' (its Ulysses all-to
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["disable", "enable"]
 
@@ -21,6 +24,7 @@ def enable(model: Any, ulysses: int, ring: int, mesh: Any) -> None:
     from diffusers.models._modeling_parallel import ContextParallelConfig
 
     config = ContextParallelConfig(ulysses_degree=ulysses, ring_degree=ring, mesh=mesh)
+    _context_parallel_backend(model, "_native_cudnn" if mesh.device_type == "cuda" else "native")
     if mesh.device_type != "cpu":
         model.enable_parallelism(config=config)
         return
@@ -34,6 +38,20 @@ def enable(model: Any, ulysses: int, ring: int, mesh: Any) -> None:
     for processor in _processors(model):
         processor._parallel_config = parallel
     apply_context_parallel(model, config, model._cp_plan)
+
+
+def _context_parallel_backend(model: Any, fallback: str) -> None:
+    """The attention lever may have picked a backend diffusers cannot split (FA3, the varlen kernels): then the
+    fastest one it can (cuDNN on CUDA, which ring attention needs too), said once in the log."""
+    from diffusers.models.attention_dispatch import AttentionBackendName, _AttentionBackendRegistry
+
+    for processor in _processors(model):
+        backend = getattr(processor, "_attention_backend", None)
+        name = AttentionBackendName(backend) if backend else _AttentionBackendRegistry.get_active_backend()[0]
+        if not _AttentionBackendRegistry._is_context_parallel_available(name):
+            logger.warning("attention backend %s cannot run context parallel; using %s", name.value, fallback)
+            model.set_attention_backend(fallback)
+        return
 
 
 def disable(model: Any) -> None:
