@@ -71,7 +71,7 @@ def test_output_sizes_cover_every_resolution_and_aspect():
 def test_5_seconds_at_24_fps_generates_121_frames_and_drops_the_last():
     plan = make_plan(request(), get_preset("wan2.2-ti2v-5b"))
     assert (plan.frames, plan.gen_frames, plan.temporal) == (120, 121, "trim")
-    assert (plan.gen_width, plan.gen_height) == (1280, 704)
+    assert (plan.gen_width, plan.gen_height) == (1280, 736)  # 720p: a crop to 1280x720 (test_upscale_plan.py)
 
 
 def test_durations_beyond_the_model_are_chained_or_stretched_never_shortened():
