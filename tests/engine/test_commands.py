@@ -79,3 +79,27 @@ def test_instant_engine_writes_a_small_valid_mp4_and_honours_cancel(tmp_path):
     with pytest.raises(RenderStopped, match="cancelled"):
         engine.render(request, stopped, tmp_path / "b.mp4")
     assert stopped.steps == [(1, 3)]
+
+
+def test_models_list_shows_the_upscaler_and_whether_its_weights_are_here(tmp_path):
+    from framecast.engine.stages.upscale import build_tiny_upscaler
+
+    def row(**options: str) -> str:
+        lines = commands.models_list(EngineOptions(**options)).splitlines()
+        return next(line for line in lines if line.startswith("kandinsky6-vsr "))
+
+    assert "kandinskylab/Kandinsky-6.0-VSR-distilled2steps-5s-Diffusers" in row()
+    assert "missing" in row(upscaler_model="framecast-test/no-such-vsr")
+    build_tiny_upscaler().save_pretrained(tmp_path / "vsr")
+    assert "local folder" in row(upscaler_model=str(tmp_path / "vsr"))
+    (tmp_path / "vsr" / "vae" / "diffusion_pytorch_model.safetensors").unlink()
+    (tmp_path / "vsr" / "vae" / "config.json").unlink()
+    assert "incomplete" in row(upscaler_model=str(tmp_path / "vsr"))
+    assert "built in" in row(upscaler_model="tiny")
+
+
+def test_pulling_the_upscaler_while_offline_is_one_sentence(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    with pytest.raises(ModelUnavailableError, match="^Could not download kandinskylab/Kandinsky-6.0-VSR-"):
+        commands.models_pull(EngineOptions(), "kandinsky6-vsr")

@@ -103,6 +103,9 @@ class Family:
     levers: ClassVar[frozenset[str]] = frozenset()
     # Whether it continues a clip from a frame (``Preset.extend == "chain"``: ``continue_clip``).
     continues: ClassVar[bool] = False
+    # Whether its own pipeline upscales above the native size (a latent upsampler and refine), so that the
+    # engine offers planning no upscaler stage (stages/upscale.py) for it.
+    upscales_itself: ClassVar[bool] = False
     # The attribute of each expert holding its repeated transformer blocks.
     blocks: ClassVar[str] = "transformer_blocks"
     # Attribute names of the denoisers on the pipeline, in the order the pipeline uses them.
