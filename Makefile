@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= $(if $(shell command -v nvidia-smi 2>/dev/null),torch>=2.4$(comma)<2.15,torch==2.13.0)
 comma := ,
 
-.PHONY: run test install install-test lint typecheck bench-api clean
+.PHONY: run test install install-test lint typecheck bench-api bench-chaos clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -39,6 +39,10 @@ test: $(VENV)/.installed-test lint typecheck
 
 bench-api: $(VENV)/.installed
 	$(BIN)/python bench/api_load.py
+
+# 40 jobs through random kill -9 of workers, the API and the group, and SIGTERM restarts; exits 1 on any loss.
+bench-chaos: $(VENV)/.installed
+	$(BIN)/python bench/chaos.py
 
 clean:
 	rm -rf $(VENV) data

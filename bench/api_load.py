@@ -5,6 +5,13 @@ engine renders instantly (`InstantEngine`, the dedicated fake at the hardware bo
 API and the job store, not a model. Prints a markdown table: submit throughput and status latency p50/p99 per N.
 
     .venv/bin/python bench/api_load.py [--clients 10 100 500] [--seconds 10]
+
+With ``--depths``, a queue-depth sweep instead (issue 11): the queue is filled to each depth (no worker runs), and
+`wrk` (a C load generator: `apt-get install wrk`) saturates ``/health`` and then the status of the job at the back
+of the queue, 100 connections, reporting requests/s and p99 of each, and their ratio. ``--exact`` also measures
+the status with positions counted on every poll (``FRAMECAST_QUEUE_POSITION_SECONDS=0``, the cost before issue 11).
+
+    .venv/bin/python bench/api_load.py --depths 0 10000 100000 [--exact]
 """
 
 from __future__ import annotations
@@ -13,11 +20,14 @@ import argparse
 import asyncio
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -108,11 +118,130 @@ async def run_level(address: tuple[str, int], clients: int, seconds: float) -> d
     }
 
 
+def fill_queue(database_url: str, depth: int) -> None:
+    """``depth`` queued jobs of one key, written in bulk (as enqueue would write them, turn after turn): submitting
+    100k over HTTP would take minutes and measure nothing this sweep is about."""
+    from sqlalchemy import insert
+
+    from framecast.jobs import JobStore
+    from framecast.jobs.database import utcnow
+    from framecast.jobs.tables import jobs
+
+    store = JobStore.open(database_url)
+    now = utcnow()
+    row = {
+        "endpoint": "fal-ai/pixverse/v5.5/text-to-video",
+        "owner": "",  # the key of the job the sweep polls, which so waits at the back of the line
+        "status": "IN_QUEUE",
+        "priority": 0,
+        "input": BODY,
+        "attempt": 0,
+        "cancel_requested": False,
+        "store_io": True,
+        "base_url": "",
+        "created_at": now,
+        "crashes": 0,
+        "no_retry": False,
+    }
+    try:
+        for start in range(0, depth, 5000):
+            batch = [
+                {**row, "id": str(uuid.uuid4()), "turn": i} for i in range(start, min(depth, start + 5000))
+            ]
+            with store._write() as conn:
+                conn.execute(insert(jobs), batch)
+    finally:
+        store.close()
+
+
+def wrk(url: str, seconds: float, connections: int = 100) -> tuple[float, float, float]:
+    """(requests/s, p50 ms, p99 ms) of `wrk` saturating ``url``; one wrk thread, so the server keeps a core."""
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    p50, p99 = (re.search(rf"\s{q}%\s+([\d.]+)(us|ms|s)", out).groups() for q in (50, 99))  # type: ignore[union-attr]
+    return rate, float(p50[0]) * scale[p50[1]], float(p99[0]) * scale[p99[1]]
+
+
+def depth_sweep(depths: list[int], seconds: float, exact: bool) -> None:
+    if shutil.which("wrk") is None:
+        raise SystemExit("the sweep needs wrk (a C load generator): apt-get install wrk")
+    rows = []
+    for depth in depths:
+        with tempfile.TemporaryDirectory() as tmp:
+            data = Path(tmp)
+            fill_queue(f"sqlite:///{data / 'framecast.db'}", depth)
+            row: dict[str, float] = {"depth": depth}
+            arms = [("", {})] + ([("exact_", {"FRAMECAST_QUEUE_POSITION_SECONDS": "0"})] if exact else [])
+            for prefix, extra in arms:
+                env = {"FRAMECAST_LOG_LEVEL": "warning", "FRAMECAST_MAX_QUEUED": "0", **extra}
+                env["FRAMECAST_MAX_QUEUED_PER_KEY"] = "0"  # the backlog is one key's
+                with LiveServer(data, args=("--workers", "0"), env=env) as server:
+                    server.wait_ready()
+                    last = json.loads(
+                        subprocess.run(
+                            [
+                                "curl",
+                                "-s",
+                                "-H",
+                                "content-type: application/json",
+                                "-d",
+                                json.dumps(BODY),
+                                f"{server.url}{SUBMIT}",
+                            ],
+                            capture_output=True,
+                            check=True,
+                        ).stdout
+                    )
+                    status_url = last["status_url"]
+                    wrk(status_url, 2)  # warm-up: the first poll reads the snapshot
+                    if not prefix:
+                        row["health_rps"], _, row["health_p99"] = wrk(f"{server.url}/health", seconds)
+                    rps, p50, p99 = wrk(status_url, seconds)
+                    row[f"{prefix}status_rps"], row[f"{prefix}status_p50"], row[f"{prefix}status_p99"] = (
+                        rps,
+                        p50,
+                        p99,
+                    )
+            rows.append(row)
+
+    print(
+        f"\nStatus of the last queued job vs /health, wrk -t1 -c100 {seconds:g} s each, {os.cpu_count()} cores"
+    )
+    head = "| queued | /health req/s | /health p99 ms | status req/s | status p50 ms | status p99 ms | status ÷ health"
+    head += " |"
+    head += " exact status req/s | exact p50 ms | exact p99 ms |" if exact else ""
+    print(head)
+    print("|---:" * (10 if exact else 7) + "|")
+    for r in rows:
+        line = (
+            f"| {r['depth']:,} | {r['health_rps']:.0f} | {r['health_p99']:.1f} | {r['status_rps']:.0f} | "
+            f"{r['status_p50']:.1f} | {r['status_p99']:.1f} | {r['status_rps'] / r['health_rps']:.2f} |"
+        )
+        if exact:
+            line += (
+                f" {r['exact_status_rps']:.0f} | {r['exact_status_p50']:.1f} | {r['exact_status_p99']:.1f} |"
+            )
+        print(line)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, nargs="+", default=[10, 100, 500])
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--depths", type=int, nargs="+", help="queue-depth sweep: status vs /health under wrk"
+    )
+    parser.add_argument("--exact", action="store_true", help="in the sweep, also positions counted per poll")
     args = parser.parse_args()
+    if args.depths:
+        depth_sweep(args.depths, args.seconds, args.exact)
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)

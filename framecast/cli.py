@@ -8,7 +8,6 @@ and exit with status 2.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -164,7 +163,7 @@ def _worker(args: argparse.Namespace) -> None:
     from framecast.server import worker
 
     settings = settings_from(args)
-    _configure_logging(settings)
+    _configure_logging(settings, "worker")
     worker(settings)
 
 
@@ -221,10 +220,10 @@ def _cert(args: argparse.Namespace) -> None:
     )
 
 
-def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def _configure_logging(settings: Settings, process: str = "api") -> None:
+    from framecast.logs import configure_logging
+
+    configure_logging(settings, process)
 
 
 def _one_line(exc: BaseException) -> str:

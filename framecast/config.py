@@ -100,7 +100,30 @@ class Settings:
     webhook_backoff_seconds: tuple[float, ...] = (15, 60, 120, 300, 600, 900, 1200, 1800, 2400)
     webhook_timeout_seconds: float = 15.0
     webhook_key_file: str = ""  # Ed25519 private key (PEM); default: <data_dir>/webhook-ed25519.pem
+    # Where the server may connect on a user's behalf (egress.py): public addresses, plus these comma-separated
+    # CIDRs, e.g. "127.0.0.1/32" for a webhook receiver on this host.
+    webhook_allow: str = ""
+    webhook_concurrency: int = 32  # webhook deliveries in flight at once
+    webhook_per_host: int = 4  # of which at most this many to one host
+    # Connection limits (api/connections.py).
+    max_header_bytes: int = 32 * 1024  # request line and headers; past it: 431
+    header_timeout_seconds: float = (
+        5.0  # a request's headers must arrive within this of the connection being ready
+    )
+    body_timeout_seconds: float = 10.0  # its body within this of the end of its headers; past either: 408
+    max_connections: int = 1000  # open connections, kept below the file descriptor limit; past it: 503
+    max_streams: int = 256  # concurrent status streams (SSE); past it: 503 with Retry-After
     log_level: str = "info"
+    # -- service under faults (issue 11, docs/operations.md) --
+    log_format: str = "text"  # text | json (one JSON object a line, with the request id)
+    max_queued_per_key: int = 1000  # waiting requests per API key; past it submit answers 429 (0: no limit)
+    max_queued: int = 20000  # waiting requests in all; past it submit answers 429 (0: no limit)
+    max_running_per_key: int = 0  # rendering at once per API key; further ones wait their turn (0: no limit)
+    store_retry_seconds: float = 120.0  # how long a worker retries an unreachable database before giving up
+    queue_position_seconds: float = 0.5  # queue positions come from a snapshot at most about this old
+    stop_grace_seconds: float = (
+        20.0  # how long a stopping worker may take to hand its job back before SIGKILL
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -2,11 +2,16 @@
 
 The model is loaded once and kept warm. Each claimed job runs under a lease renewed by a heartbeat thread;
 its ``attempt`` fences every write, so a worker that lost its lease cannot overwrite the result of the one
-that took over. Cancel and shutdown are cooperative: the engine asks ``ctx.should_stop()`` between steps.
+that took over. Cancel and shutdown are cooperative: the engine asks ``ctx.should_stop()`` between steps, and
+a stopping worker hands its job back (``release``) without using up one of its attempts.
+
+Every store call goes through ``StoreRetry``: a database outage shorter than ``FRAMECAST_STORE_RETRY_SECONDS``
+pauses the render (its next log line or heartbeat waits) instead of abandoning it, and is logged once.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import secrets
@@ -24,10 +29,11 @@ from pydantic import ValidationError
 
 from framecast.config import Settings
 from framecast.engine.base import Engine, RenderResult
-from framecast.errors import FramecastError, InputError, ModelUnavailableError, RenderStopped
+from framecast.errors import FramecastError, InputError, ModelUnavailableError, OutOfSpace, RenderStopped
 from framecast.housekeeping import delete_expired
 from framecast.jobs.database import utcnow
 from framecast.jobs.models import Job, JobStatus
+from framecast.jobs.retry import StoreRetry, is_disk_full, is_transient
 from framecast.jobs.store import (
     CANCELLED_MESSAGE,
     CANCELLED_STATUS,
@@ -39,12 +45,15 @@ from framecast.jobs.store import (
 )
 from framecast.schema import File, TextToVideoInput, TextToVideoOutput
 from framecast.storage import Storage, new_output_key, storage_for
+from framecast.telemetry import StepClock, WorkerStats
 
 __all__ = ["JobContext", "Worker", "run_worker"]
 
 logger = logging.getLogger(__name__)
 
 EngineFactory = Callable[[Settings], Engine]
+
+OUT_OF_SPACE_STATUS = 507  # HTTP's Insufficient Storage: the server's fault, and it may pass
 
 
 class JobContext:
@@ -55,24 +64,35 @@ class JobContext:
     ``"request_timeout"``.
     """
 
-    def __init__(self, store: JobStore, job: Job, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        job: Job,
+        stop: threading.Event,
+        retry: StoreRetry | None = None,
+        steps: StepClock | None = None,
+    ) -> None:
         self.store = store
         self.job = job
         self.stop = stop
+        self.retry = retry or StoreRetry(0.0)
         self.lease_lost = threading.Event()
         self.step, self.total = 0, 0
+        self._steps = steps
 
     def log(self, message: str, level: str = "INFO") -> None:
-        self.store.append_log(self.job.id, message, level)
+        self.retry(self.store.append_log, self.job.id, message, level)
 
     def progress(self, step: int, total: int) -> None:
         # Engines write their own "step i/N" log lines (ctx.log); logging here too would double them.
         self.step, self.total = step, total
+        if self._steps is not None:
+            self._steps.tick(step)
 
     def should_stop(self) -> str | None:
         if self.lease_lost.is_set():
             return "lease_lost"
-        if self.store.cancel_requested(self.job.id, self.job.attempt):
+        if self.retry(self.store.cancel_requested, self.job.id, self.job.attempt):
             return "cancelled"
         if self.stop.is_set():
             return "shutdown"
@@ -87,11 +107,12 @@ def heartbeat(store: JobStore, ctx: JobContext, lease_seconds: float, every: flo
     def beat() -> None:
         while not done.wait(every):
             try:
-                if not store.heartbeat(ctx.job.id, ctx.job.attempt, lease_seconds):
+                if not ctx.retry(store.heartbeat, ctx.job.id, ctx.job.attempt, lease_seconds):
                     ctx.lease_lost.set()
                     return
-            except Exception:  # a busy database must not kill the render; the lease has slack
-                logger.exception("heartbeat for %s failed", ctx.job.id)
+            except Exception as exc:  # past the retry budget: the lease decides; StoreRetry said why
+                if not is_transient(exc):
+                    logger.exception("heartbeat for %s failed", ctx.job.id)
 
     thread = threading.Thread(target=beat, name=f"heartbeat-{ctx.job.id[:8]}", daemon=True)
     thread.start()
@@ -112,36 +133,66 @@ class Worker:
         self.engine = engine
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.work_dir = Path(settings.data_dir) / "work"
+        self.retry = StoreRetry(settings.store_retry_seconds, logger)
+        self.stats = WorkerStats(getattr(engine, "name", type(engine).__name__))
         self._next_housekeeping = 0.0
+        self._next_report = 0.0
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
                 worked = self.run_once(stop)
-            except Exception:  # the loop boundary: a database hiccup must not end the worker
-                logger.exception("worker loop error")
+            except Exception as exc:  # the loop boundary: a database fault must not end the worker
+                if not is_transient(exc):  # StoreRetry has said the database is down, once
+                    logger.exception("worker loop error")
                 worked = False
             if not worked:
                 self.store.wait_for_work(self.settings.poll_seconds, stop)
+        self._forget_report()
 
     def run_once(self, stop: threading.Event | None = None) -> bool:
-        """Housekeeping when due, then claim and process one job; returns whether there was one."""
-        if time.monotonic() >= self._next_housekeeping:
+        """Housekeeping and a metrics report when due, then claim and process one job; returns whether there
+        was one."""
+        now = time.monotonic()
+        if now >= self._next_report:
+            self._next_report = now + self.settings.heartbeat_seconds
+            self.report()
+        if now >= self._next_housekeeping:
             self.housekeeping()
             self._next_housekeeping = time.monotonic() + self.settings.heartbeat_seconds
-        job = self.store.claim(self.worker_id, self.settings.lease_seconds)
+        job = self.retry(self.store.claim, self.worker_id, self.settings.lease_seconds)
         if job is None:
             return False
-        self.process(job, stop or threading.Event())
+        if job.started_at is not None:
+            self.stats.queue_wait_seconds.observe((job.started_at - job.created_at).total_seconds())
+        self.stats.job_id = job.id
+        try:
+            self.process(job, stop or threading.Event())
+        finally:
+            self.stats.job_id = None
         return True
+
+    def report(self) -> None:
+        """Write this worker's metrics to its ``workers`` row (read by the API's /metrics); best effort."""
+        try:
+            self.store.report_worker(self.worker_id, self.stats.report())
+        except Exception as exc:  # metrics never stop a worker; StoreRetry reports outages for the real work
+            if not is_transient(exc):
+                logger.exception("worker report failed")
+
+    def _forget_report(self) -> None:
+        try:
+            self.store.forget_worker(self.worker_id)  # a stopped worker leaves no stale series
+        except Exception as exc:
+            logger.info("could not remove this worker's report: %s", exc)
 
     def housekeeping(self) -> None:
         """Recover jobs of dead workers; delete expired files and requests (housekeeping.py) and renders dead
         workers left."""
-        reaped = self.store.reap()
+        reaped = self.retry(self.store.reap)
         if reaped:
             logger.info("reaped %d job(s)", reaped)
-        delete_expired(self.store, self.storage, self.settings.retention_days)
+        self.retry(delete_expired, self.store, self.storage, self.settings.retention_days)
         self._remove_abandoned_renders()
 
     def _remove_abandoned_renders(self) -> None:
@@ -157,7 +208,8 @@ class Worker:
     def process(self, job: Job, stop: threading.Event) -> None:
         """Run one claimed job to its end; every exception becomes the job's error."""
         logger.info("job %s: attempt %d", job.id, job.attempt)
-        ctx = JobContext(self.store, job, stop)
+        ctx = JobContext(self.store, job, stop, self.retry, StepClock(self.stats))
+        started = time.monotonic()
         try:
             key, output = self._render_and_store(job, ctx)
         except RenderStopped as exc:
@@ -166,18 +218,28 @@ class Worker:
         except InputError as exc:
             self._fail(job, ctx, str(exc), exc.error_type, 422)
             return
-        except FramecastError as exc:
-            logger.exception("job %s failed", job.id)
-            self._fail(job, ctx, str(exc), exc.error_type, 500)
-            return
         except Exception as exc:  # the job boundary
-            logger.exception("job %s failed", job.id)
-            self._fail(job, ctx, f"{type(exc).__name__}: {exc}", "internal_error", 500)
+            if is_disk_full(exc):  # said plainly: the errno text names a server path
+                logger.error("job %s failed: no space left on device (%s)", job.id, exc)
+                self._fail(job, ctx, str(OutOfSpace()), OutOfSpace.error_type, OUT_OF_SPACE_STATUS)
+            elif isinstance(exc, FramecastError):
+                logger.exception("job %s failed", job.id)
+                self._fail(job, ctx, str(exc), exc.error_type, 500)
+            else:
+                logger.exception("job %s failed", job.id)
+                self._fail(job, ctx, user_message(exc), "internal_error", 500)
             return
-        if not self.store.complete(job.id, job.attempt, output):
+        if not self.retry(self.store.complete, job.id, job.attempt, output):
             logger.warning("job %s: lease lost before completion; result discarded", job.id)
+            self.stats.ended("lease_lost")
             self.storage.delete(key)
-            self.store.forget_file(key)
+            self.retry(self.store.forget_file, key)
+            return
+        self.stats.ended("completed")
+        resolution = str((job.input or {}).get("resolution", "unknown"))
+        self.stats.render_seconds.labels(preset=self.stats.engine_name, resolution=resolution).observe(
+            time.monotonic() - started
+        )
 
     def _render_and_store(self, job: Job, ctx: JobContext) -> tuple[str, dict[str, Any]]:
         # 1. Check the input (the API validated it; a row written by an older release may not pass).
@@ -194,13 +256,14 @@ class Worker:
                 result = self.engine.render(request, ctx, out_path)
                 if ctx.lease_lost.is_set():
                     raise RenderStopped("lease_lost")
-                # 3. Store the file, with its expiry (X-Fal-Object-Lifecycle-Preference).
+                # 3. Record the file (pending until completed: see JobStore.record_file), then store it, with
+                #    its expiry (X-Fal-Object-Lifecycle-Preference).
                 key = new_output_key(job.id, job.attempt)
-                size = self.storage.put(key, result.path, "video/mp4")
                 expires = None
                 if job.file_ttl_seconds is not None:
                     expires = utcnow() + timedelta(seconds=job.file_ttl_seconds)
-                self.store.record_file(job.id, key, expires)
+                self.retry(self.store.record_file, job.id, job.attempt, key, expires)
+                size = self.storage.put(key, result.path, "video/mp4")
         finally:
             out_path.unlink(missing_ok=True)
         # 4. The output, checked against the endpoint's contract; a file no output points to is not kept.
@@ -210,7 +273,7 @@ class Worker:
             )
         except Exception:
             self.storage.delete(key)
-            self.store.forget_file(key)
+            self.retry(self.store.forget_file, key)
             raise
 
     def _output(self, result: RenderResult, url: str, key: str, size: int) -> dict[str, Any]:
@@ -228,18 +291,32 @@ class Worker:
 
     def _stopped(self, job: Job, ctx: JobContext, reason: str) -> None:
         if reason == "cancelled":
-            if self.store.fail(job.id, job.attempt, CANCELLED_MESSAGE, CANCELLED_TYPE, CANCELLED_STATUS):
+            self.stats.ended("cancelled", CANCELLED_TYPE)
+            fail = self.store.fail
+            if self.retry(fail, job.id, job.attempt, CANCELLED_MESSAGE, CANCELLED_TYPE, CANCELLED_STATUS):
                 ctx.log("Cancelled by the user.", "WARN")
         elif reason == "request_timeout":
             self._fail(job, ctx, TIMEOUT_MESSAGE, TIMEOUT_TYPE, TIMEOUT_STATUS)
         elif reason == "shutdown":
-            self.store.release(job.id, job.attempt)
+            self.stats.ended("released")
+            if self.retry(self.store.release, job.id, job.attempt):
+                logger.info("job %s: handed back to the queue", job.id)
         else:
+            self.stats.ended(reason)
             logger.warning("job %s: attempt %d stopped (%s)", job.id, job.attempt, reason)
 
     def _fail(self, job: Job, ctx: JobContext, error: str, error_type: str, status: int) -> None:
-        if self.store.fail(job.id, job.attempt, error, error_type, status):
+        self.stats.ended("failed", error_type)
+        if self.retry(self.store.fail, job.id, job.attempt, error, error_type, status):
             ctx.log(f"Failed: {error}", "ERROR")
+
+
+def user_message(exc: BaseException) -> str:
+    """An unexpected error as the job's error: its type and message, but for an OS error only the errno's text,
+    never the path it names (the caller must not learn the server's file layout)."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return f"{type(exc).__name__}: {exc.strerror or errno.errorcode.get(exc.errno, exc.errno)}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _default_engine(settings: Settings) -> Engine:
@@ -257,7 +334,10 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
     def graceful(signum: int, _frame: Any) -> None:
         stop.set()
-        signal.signal(signum, previous[signum])  # a second signal is not graceful
+        # A second Ctrl-C is not graceful. A second SIGTERM is: systemd signals the whole group and `serve` then
+        # signals its workers too, and both must end in a hand-back (serve escalates to SIGKILL after its grace).
+        if signum == signal.SIGINT:
+            signal.signal(signum, previous[signum])
 
     for sig in previous:
         signal.signal(sig, graceful)
@@ -279,7 +359,7 @@ def run_worker(
     """
     stop = stop or threading.Event()
     # 1. Open the queue and the file store.
-    store = JobStore.open(settings.database_url, max_attempts=settings.max_attempts)
+    store = JobStore.from_settings(settings)
     try:
         storage = storage_for(settings)
         # 2. Load the model once; it stays warm for every job.

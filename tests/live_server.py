@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -22,6 +23,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _limit_files(count: int) -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (count, count))
+
+
 class LiveServer:
     """``framecast serve`` with its own data dir; ``url`` is its base URL. Stops on ``close``."""
 
@@ -33,7 +38,10 @@ class LiveServer:
         args: tuple[str, ...] = (),
         scheme: str = "http",
         host: str = "127.0.0.1",
+        nofile: int | None = None,
+        launcher: tuple[str, ...] = ("-m", "framecast"),
     ) -> None:
+        """``nofile``: the server's file descriptor limit (RLIMIT_NOFILE), when a test needs a small one."""
         self.port = free_port()
         self.data_dir = data_dir
         self.url = f"{scheme}://{host}:{self.port}"
@@ -49,8 +57,7 @@ class LiveServer:
         }
         command = [
             sys.executable,
-            "-m",
-            "framecast",
+            *launcher,  # e.g. ("-m", "tests.instant_serve", "200", "0.05"): workers on a paced InstantEngine
             "serve",
             "--host",
             "127.0.0.1",
@@ -65,6 +72,7 @@ class LiveServer:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=None if nofile is None else lambda: _limit_files(nofile),
         )
 
     def wait_ready(self, timeout: float = 60.0, verify: str | bool = False) -> LiveServer:
@@ -79,6 +87,13 @@ class LiveServer:
                 pass
             time.sleep(0.1)
         raise TimeoutError(f"server not ready after {timeout}s:\n{self.output()}")
+
+    def rss_bytes(self) -> int:
+        """The server process's resident memory."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS")
 
     def output(self) -> str:
         self._log.flush()

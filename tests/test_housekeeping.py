@@ -30,7 +30,7 @@ def finished_job_with_file(
     source.write_bytes(b"video")
     key = f"tok-{name}/{job.id}-a1.mp4"
     storage.put(key, source, "video/mp4")
-    store.record_file(job.id, key, None)
+    store.record_file(job.id, claimed.attempt, key, None)
     store.complete(job.id, claimed.attempt, {"video": {"url": key}})
     return job.id, key
 
@@ -56,7 +56,19 @@ def test_requests_past_retention_go_with_their_files_and_newer_ones_stay(store, 
 def test_an_expired_file_goes_and_its_request_stays(store, storage, tmp_path):
     job_id, key = finished_job_with_file(store, storage, tmp_path, "short-lived")
     store.forget_file(key)
-    store.record_file(job_id, key, utcnow() - timedelta(seconds=1))
+    store.record_file(job_id, 1, key, utcnow() - timedelta(seconds=1))
     assert delete_expired(store, storage) == (1, 0)
     assert storage.local_path(key) is None and store.expired_files() == []
     assert store.get(job_id) is not None
+
+
+def test_a_worker_report_a_day_old_goes_and_a_fresh_one_stays(store, storage):
+    store.report_worker("dead-worker", {"engine": "instant"})
+    time.sleep(0.01)
+    between = utcnow()
+    time.sleep(0.01)
+    store.report_worker("live-worker", {"engine": "instant"})
+
+    delete_expired(store, storage, now=between + timedelta(days=1))  # a day after `between`
+
+    assert [worker for worker, _, _ in store.worker_reports(between - timedelta(days=1))] == ["live-worker"]

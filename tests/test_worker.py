@@ -19,7 +19,9 @@ from framecast.errors import InputError, ModelUnavailableError
 from framecast.jobs import Job, JobStatus, JobStore, NewJob
 from framecast.schema import TextToVideoInput, TextToVideoOutput
 from framecast.storage import LocalStorage
-from framecast.worker import Worker, run_worker
+from framecast.worker import Worker, run_worker, user_message
+from tests.conftest import SmallDisk
+from tests.pg import TempCluster
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -412,3 +414,125 @@ def test_a_worker_killed_mid_render_loses_nothing_and_the_job_completes_exactly_
     delivery = store.claim_webhook("check", 30)
     assert delivery is not None and delivery.job.id == victim.id
     assert store.claim_webhook("check", 30) is None  # one result, one webhook
+
+
+# -- faults: the database going away, a full disk, a crash between storing and completing -------------------
+
+
+def test_a_postgresql_restart_mid_render_is_ridden_out_and_the_render_completes(
+    postgres_cluster: TempCluster, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=postgres_cluster.url,
+        public_url="http://testserver",
+        heartbeat_seconds=0.2,
+        poll_seconds=0.02,
+        store_retry_seconds=60,
+    ).resolved()
+    store = JobStore.from_settings(settings)
+    stop = threading.Event()
+    engine = InstantEngine(steps=80, step_seconds=0.05)
+    thread = threading.Thread(
+        target=run_worker, args=(settings,), kwargs={"engine_factory": lambda s: engine, "stop": stop}
+    )
+    try:
+        job = submit(store)
+        thread.start()
+        wait_for(lambda: has_log(store, job.id, "step 5/80"))
+
+        postgres_cluster.stop_server()  # mid-render: heartbeats, step logs and cancel checks all fail now
+        time.sleep(3)
+        postgres_cluster.start()
+
+        done = finished(store, job.id, timeout=60)
+
+        # A second outage while the worker idles (claims, housekeeping, LISTEN all fail for a while).
+        postgres_cluster.stop_server()
+        time.sleep(2)
+        postgres_cluster.start()
+        after = finished(store, submit(store, "after the outages").id, timeout=60)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        store.close()
+
+    assert done.error is None, done.error
+    assert (done.attempt, done.crashes) == (1, 0)  # the same attempt carried on: no work was thrown away
+    assert after.error is None
+    worker_records = [r for r in caplog.records if r.name.startswith("framecast")]
+    outages = [r.getMessage() for r in worker_records if "database is unreachable" in r.getMessage()]
+    assert len(outages) == 2, outages  # one line per outage, not one per call
+    listen = [
+        r.getMessage() for r in worker_records if "LISTEN" in r.getMessage() and "failed" in r.getMessage()
+    ]
+    assert len(listen) <= 2, listen
+    assert not [r for r in worker_records if r.exc_info], "no tracebacks for a transient outage"
+
+
+def test_a_render_on_a_full_disk_fails_saying_so_without_naming_a_path(
+    small_disk: SmallDisk, tmp_path: Path
+) -> None:
+    settings = Settings(
+        data_dir=small_disk.path,  # the work folder and the stored files
+        database_url=f"sqlite:///{tmp_path / 'framecast.db'}",  # the database has room to record the failure
+        public_url="http://testserver",
+        heartbeat_seconds=0.1,
+        poll_seconds=0.02,
+    ).resolved()
+    store = JobStore.from_settings(settings)
+    storage = LocalStorage(small_disk.path / "files")
+    worker = Worker(settings, store, storage, InstantEngine(steps=1))
+    try:
+        job = submit(store)
+        small_disk.fill()
+        assert worker.run_once()
+        failed = store.get(job.id)
+
+        small_disk.free()
+        again = submit(store)
+        assert worker.run_once()
+        recovered = store.get(again.id)
+        logs = " ".join(e.message for e in store.logs(job.id))
+    finally:
+        store.close()
+
+    assert failed is not None and failed.status is JobStatus.COMPLETED
+    assert failed.error == "The server has no space left on device; try again later"
+    assert (failed.error_type, failed.error_status) == ("insufficient_storage", 507)
+    assert str(small_disk.path) not in logs and "/" not in failed.error
+    assert recovered is not None and recovered.error is None
+
+
+def test_a_worker_killed_between_storing_and_completing_leaves_no_file_behind(
+    settings: Settings, store: JobStore, storage: LocalStorage
+) -> None:
+    # What a kill -9 at that moment leaves: the file recorded (pending) and stored, the job still running.
+    job = submit(store)
+    claimed = store.claim("dead-worker", 30)
+    assert claimed is not None
+    source = settings.data_dir / "render.mp4"
+    source.write_bytes(b"a video")
+    store.record_file(job.id, claimed.attempt, "tok/left-behind.mp4", None)
+    storage.put("tok/left-behind.mp4", source, "video/mp4")
+    expire_lease(store, job.id, claimed.attempt)
+
+    worker = Worker(settings, store, storage, InstantEngine(steps=1))
+    worker.housekeeping()  # a live lease would keep the file; this one expired, the job goes back in line
+    assert worker.run_once()
+
+    done = store.get(job.id)
+    assert done is not None and done.error is None and done.attempt == 2
+    (kept,) = stored_files(storage)
+    assert kept.name == f"{job.id}-a2.mp4"  # the completed attempt's file, and only it
+    assert storage.local_path("tok/left-behind.mp4") is None
+    assert store.orphan_files() == []
+
+
+def expire_lease(store: JobStore, job_id: str, attempt: int) -> None:
+    assert store.heartbeat(job_id, attempt, -1.0)
+
+
+def test_an_os_error_in_a_job_error_gives_its_reason_but_not_its_path() -> None:
+    error = FileNotFoundError(2, "No such file or directory", "/srv/framecast/data/work/x.mp4")
+    assert user_message(error) == "FileNotFoundError: No such file or directory"

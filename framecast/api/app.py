@@ -14,19 +14,24 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.openapi.utils import get_openapi
 
-from framecast.api import files, meta, playground, queue, sync
+from framecast.api import files, meta, metrics, playground, queue, sync
+from framecast.api.access_log import AccessLog
 from framecast.api.auth import KeyChecker
 from framecast.api.errors import install_error_handlers
+from framecast.api.metrics import ApiMetrics
 from framecast.api.middleware import BodyLimit, RequestBoundary
+from framecast.api.openapi import openapi_for
 from framecast.api.protocol import REQUEST_ID_HEADER
-from framecast.api.proxy import PROXY_PATH, FalProxy
+from framecast.api.proxy import FalProxy
 from framecast.api.service import RequestService
+from framecast.api.stream import StreamSlots
 from framecast.config import Settings
+from framecast.egress import EgressPolicy
 from framecast.housekeeping import delete_expired
+from framecast.jobs.retry import StoreRetry, is_transient
 from framecast.jobs.store import JobStore
-from framecast.schema import ENDPOINT_ID, TextToVideoInput
+from framecast.schema import ENDPOINT_ID
 from framecast.storage import Storage, storage_for
 from framecast.webhooks import WebhookDispatcher
 
@@ -36,12 +41,18 @@ HOUSEKEEPING_SECONDS = 1.0
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 
-def create_app(settings: Settings, store: JobStore | None = None, storage: Storage | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    store: JobStore | None = None,
+    storage: Storage | None = None,
+    egress: EgressPolicy | None = None,
+) -> FastAPI:
     # 1. Collaborators: the ones passed in belong to the caller, the ones opened here to the app.
     owns_store = store is None
-    store = store or JobStore.open(settings.database_url, max_attempts=settings.max_attempts)
+    store = store or JobStore.from_settings(settings)
     storage = storage or storage_for(settings)
-    webhooks = WebhookDispatcher(store, settings)
+    egress = egress or EgressPolicy.from_setting(settings.webhook_allow)
+    webhooks = WebhookDispatcher(store, settings, egress)
 
     # 2. The app and its state.
     app = FastAPI(
@@ -55,17 +66,23 @@ def create_app(settings: Settings, store: JobStore | None = None, storage: Stora
     app.state.store = store
     app.state.storage = storage
     app.state.webhooks = webhooks
-    app.state.service = RequestService(store, settings.sync_timeout_seconds)
+    app.state.service = RequestService(
+        store, settings.sync_timeout_seconds, egress, position_max_age=settings.queue_position_seconds
+    )
+    app.state.stream_slots = StreamSlots(settings.max_streams)
+    app.state.metrics = ApiMetrics(store, settings, lambda: app.state.stream_slots.active)
     app.state.key_checker = KeyChecker(settings.api_keys)
 
     # 3. Routes, errors, and the layers around them (the last added is the outermost).
-    for module in (sync, queue, files, meta):
+    for module in (sync, queue, files, meta, metrics):
         app.include_router(module.router())
     install_error_handlers(app)
     app.include_router(playground.router(STATIC_DIR))
     app.add_middleware(FalProxy)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestBoundary)
+    if settings.log_format == "json":  # inside the boundary: it sees the request id the boundary answers with
+        app.add_middleware(AccessLog)
     if settings.cors_origins:  # browsers on other origins (a web app calling the API directly)
         app.add_middleware(
             CORSMiddleware,
@@ -75,7 +92,7 @@ def create_app(settings: Settings, store: JobStore | None = None, storage: Stora
             expose_headers=[REQUEST_ID_HEADER, "Content-Range", "Accept-Ranges", "Content-Length"],
             max_age=600,
         )
-    app.openapi = _openapi(app)  # type: ignore[method-assign]
+    app.openapi = openapi_for(app)  # type: ignore[method-assign]
     return app
 
 
@@ -109,44 +126,13 @@ def _lifespan(
 
 
 def _housekeeping(store: JobStore, storage: Storage, retention_days: float, stop: threading.Event) -> None:
-    """Ends requests past their X-Fal-Request-Timeout, recovers lost leases, deletes expired files and requests
-    past retention (housekeeping.py)."""
+    """Ends requests past their X-Fal-Request-Timeout, recovers lost leases, deletes expired and orphaned files
+    and requests past retention (housekeeping.py)."""
+    outage = StoreRetry(0.0, logger)  # no waiting here (the loop retries each second): only its outage log
     while not stop.wait(HOUSEKEEPING_SECONDS):
         try:
-            store.reap()
-            delete_expired(store, storage, retention_days)
-        except Exception:
-            logger.exception("housekeeping failed; retrying")
-
-
-def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
-    """FastAPI's schema, plus what it cannot see: the input model (parsed by hand) and the proxy route."""
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        input_schema = TextToVideoInput.model_json_schema(ref_template="#/components/schemas/{model}")
-        components.update(input_schema.pop("$defs", {}))
-        components["TextToVideoInput"] = input_schema
-        schema["paths"][PROXY_PATH] = {
-            method: {
-                "tags": ["proxy"],
-                "summary": "fal server proxy: runs the route named by the x-fal-target-url header",
-                "parameters": [
-                    {
-                        "name": "x-fal-target-url",
-                        "in": "header",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    }
-                ],
-                "responses": {"400": {"description": "missing or unsupported target"}},
-            }
-            for method in ("get", "post", "put")
-        }
-        app.openapi_schema = schema
-        return schema
-
-    return openapi
+            outage(store.reap)
+            outage(delete_expired, store, storage, retention_days)
+        except Exception as exc:
+            if not is_transient(exc):  # an outage was logged once by StoreRetry
+                logger.exception("housekeeping failed; retrying")

@@ -10,6 +10,7 @@ from fastapi import Request
 
 from framecast.api.auth import Principal
 from framecast.api.service import RequestService
+from framecast.api.stream import StreamSlots
 
 
 async def service(request: Request) -> RequestService:
@@ -23,3 +24,7 @@ async def principal(request: Request) -> Principal:
 async def base_url(request: Request) -> str:
     """Where clients reach us: FRAMECAST_PUBLIC_URL, else the host this request was sent to."""
     return request.app.state.settings.public_url or str(request.base_url).rstrip("/")
+
+
+async def stream_slots(request: Request) -> StreamSlots:
+    return request.app.state.stream_slots

@@ -10,7 +10,11 @@ FramecastError                        (framecast.errors)
  ├── RequestNotFinished                400 "Request is still in progress", as fal answers
  ├── ResultGone                        410 the payload was dropped (X-Fal-Store-IO: 0) after delivery
  ├── RequestTimedOut                   504 + X-Fal-Request-Timeout-Type: user
+ ├── TooManyStreams                    503 + Retry-After: FRAMECAST_MAX_STREAMS status streams are open
+ ├── QueueFull                         429 + Retry-After (a queue limit)
+ ├── OutOfSpace                        507 + Retry-After (the server's disk is full)
  └── anything else                     500 (ModelUnavailableError 503)
+The job database unreachable (SQLAlchemy's OperationalError and kin) 503 + Retry-After; full, 507.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from framecast.errors import (
@@ -32,12 +38,18 @@ from framecast.errors import (
     InputError,
     ModelUnavailableError,
     NotFoundError,
+    OutOfSpace,
+    QueueFull,
 )
+from framecast.jobs.retry import describe, is_disk_full, is_transient
 
 logger = logging.getLogger(__name__)
 
 ERROR_TYPE_HEADER = "x-fal-error-type"
 REQUEST_TIMEOUT_TYPE_HEADER = "x-fal-request-timeout-type"
+DATABASE_RETRY_AFTER = 5  # seconds: a database restart or failover usually takes about that
+OUT_OF_SPACE_RETRY_AFTER = 60
+DATABASE_UNAVAILABLE = "The job database is unreachable; retry shortly"
 
 
 class RequestInvalid(InputError):
@@ -74,6 +86,14 @@ class RequestTimedOut(FramecastError):
     error_type = "request_timeout"
 
 
+class TooManyStreams(FramecastError):
+    error_type = "too_many_streams"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 # Most specific first: the first class an error is an instance of decides its status.
 _STATUS: tuple[tuple[type[FramecastError], int], ...] = (
     (RequestInvalid, 422),
@@ -87,7 +107,10 @@ _STATUS: tuple[tuple[type[FramecastError], int], ...] = (
     (RequestNotFinished, 400),
     (ResultGone, 410),
     (RequestTimedOut, 504),
+    (TooManyStreams, 503),
     (ModelUnavailableError, 503),
+    (QueueFull, 429),
+    (OutOfSpace, 507),
     (ConfigError, 500),
 )
 
@@ -119,8 +142,17 @@ def validation_response(errors: list[dict[str, Any]]) -> JSONResponse:
 def framecast_error_response(exc: FramecastError) -> JSONResponse:
     if isinstance(exc, RequestInvalid):
         return validation_response(exc.errors)
-    headers = {"www-authenticate": "Key"} if type(exc) is AuthError else None
+    headers = {"www-authenticate": "Key"} if type(exc) is AuthError else {}
+    retry_after = getattr(exc, "retry_after", None)  # an error that passes with time says when to try again
+    if retry_after is not None:
+        headers["retry-after"] = str(retry_after)
     return error_response(status_of(exc), str(exc), exc.error_type, headers)
+
+
+def database_unavailable_response() -> JSONResponse:
+    return error_response(
+        503, DATABASE_UNAVAILABLE, "database_unavailable", {"retry-after": str(DATABASE_RETRY_AFTER)}
+    )
 
 
 def pydantic_errors(errors: list[Any], prefix: str) -> list[dict[str, Any]]:
@@ -163,7 +195,23 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, exc.detail, error_type, dict(exc.headers or {}))
 
 
+async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
+    """The database failing under a request is the server's state, not a bug: 503 (or 507 when full), said once
+    per request without the SQL; anything else from the driver stays a 500 at the request boundary."""
+    if is_disk_full(exc):
+        logger.error("the job database is full: %s", describe(exc))
+        return framecast_error_response(OutOfSpace())
+    if not is_transient(exc):
+        raise exc
+    logger.warning(
+        "%s %s: the job database is unreachable (%s)", request.method, request.url.path, describe(exc)
+    )
+    return database_unavailable_response()
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DBAPIError, _on_database_error)
+    app.add_exception_handler(PoolTimeout, _on_database_error)
     app.add_exception_handler(FramecastError, _on_framecast_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)

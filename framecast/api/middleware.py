@@ -6,6 +6,7 @@ import logging
 import uuid
 from typing import Any
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from framecast.api.errors import BodyTooLarge, error_response, framecast_error_response
@@ -61,6 +62,8 @@ class RequestBoundary:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            pass  # the client went, or the connection guard dropped it (a body too slow): nobody to answer
         except Exception:
             logger.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if not started:

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from framecast import egress
 from framecast.api.errors import (
     ERROR_TYPE_HEADER,
     REQUEST_TIMEOUT_TYPE_HEADER,
@@ -21,6 +22,7 @@ from framecast.api.errors import (
     UnsupportedMedia,
     pydantic_errors,
 )
+from framecast.errors import EgressRefused
 from framecast.jobs.models import Job, JobStatus, LogEntry, Priority
 from framecast.schema import APP_ID, ENDPOINT_ID, TextToVideoInput
 
@@ -35,10 +37,12 @@ REQUEST_ID_HEADER = "x-fal-request-id"
 PRIORITY_HEADER = "x-fal-queue-priority"
 REQUEST_TIMEOUT_HEADER = "x-fal-request-timeout"
 STORE_IO_HEADER = "x-fal-store-io"
+NO_RETRY_HEADER = "x-fal-no-retry"
 LIFECYCLE_HEADER = "x-fal-object-lifecycle-preference"
 TARGET_URL_HEADER = "x-fal-target-url"
 __all__ = ["ERROR_TYPE_HEADER", "REQUEST_TIMEOUT_TYPE_HEADER"]  # re-exported: errors.py owns them
 
+FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 TRUE_WORDS = ("1", "true")
 FALSE_WORDS = ("0", "false")
 
@@ -52,6 +56,7 @@ class SubmitOptions:
     store_io: bool = True
     file_ttl_seconds: int | None = None
     webhook_url: str | None = None
+    no_retry: bool = False  # X-Fal-No-Retry: 1
 
 
 def _header_error(header: str, value: str, msg: str) -> RequestInvalid:
@@ -91,33 +96,49 @@ def _store_io(value: str | None) -> bool:
 
 
 def _file_ttl(value: str | None) -> int | None:
+    """fal's lifecycle preference: ``expiration_duration_seconds`` and ``initial_acl`` are both optional (the JS
+    client's ``storageSettings`` may send only the ACL). Output URLs here are unguessable capabilities with no
+    per-user access list, so an ``initial_acl`` is accepted, checked for shape, and has no further effect."""
     if value is None:
         return None
     try:
-        seconds = json.loads(value)["expiration_duration_seconds"]
-    except (ValueError, TypeError, KeyError):
-        seconds = None
-    if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds <= 0:
+        preference = json.loads(value)
+    except ValueError:
+        preference = None
+    if not isinstance(preference, dict):
         raise _header_error(
-            LIFECYCLE_HEADER, value, 'Expected JSON {"expiration_duration_seconds": <positive integer>}'
+            LIFECYCLE_HEADER, value, 'Expected a JSON object: {"expiration_duration_seconds": N}'
         )
+    seconds = preference.get("expiration_duration_seconds")
+    if seconds is not None and (not isinstance(seconds, int) or isinstance(seconds, bool) or seconds <= 0):
+        raise _header_error(LIFECYCLE_HEADER, value, "expiration_duration_seconds must be a positive integer")
+    if not isinstance(preference.get("initial_acl", {}), dict):
+        raise _header_error(LIFECYCLE_HEADER, value, "initial_acl must be a JSON object")
     return seconds
 
 
+def webhook_invalid(value: str, exc: EgressRefused) -> RequestInvalid:
+    error_type = {"scheme": "url_scheme", "too long": "url_too_long"}.get(exc.reason, "url_parsing")
+    return RequestInvalid(
+        [
+            {
+                "type": error_type,
+                "loc": ["query", "fal_webhook"],
+                "msg": f"Invalid webhook: {exc}",
+                "input": value,
+            }
+        ]
+    )
+
+
 def _webhook_url(value: str | None) -> str | None:
+    """The syntax rules (egress.target); where the host leads is checked next, by the egress policy."""
     if value is None:
         return None
-    if not value.startswith(("http://", "https://")) or len(value) > 2048:
-        raise RequestInvalid(
-            [
-                {
-                    "type": "url_scheme",
-                    "loc": ["query", "fal_webhook"],
-                    "msg": "Webhook must be an http(s) URL",
-                    "input": value,
-                }
-            ]
-        )
+    try:
+        egress.target(value)
+    except EgressRefused as exc:
+        raise webhook_invalid(value, exc) from None
     return value
 
 
@@ -129,7 +150,18 @@ def submit_options(headers: Any, fal_webhook: str | None) -> SubmitOptions:
         store_io=_store_io(headers.get(STORE_IO_HEADER)),
         file_ttl_seconds=_file_ttl(headers.get(LIFECYCLE_HEADER)),
         webhook_url=_webhook_url(fal_webhook),
+        no_retry=_no_retry(headers.get(NO_RETRY_HEADER)),
     )
+
+
+def _no_retry(value: str | None) -> bool:
+    """``X-Fal-No-Retry``: 1/true asks that the request not run again after its worker died."""
+    if value is None:
+        return False
+    word = value.strip().lower()
+    if word not in TRUE_WORDS + FALSE_WORDS:
+        raise _header_error(NO_RETRY_HEADER, value, "No-retry must be '0' or '1'")
+    return word in TRUE_WORDS
 
 
 def logs_flag(value: str | None) -> bool:
@@ -163,10 +195,32 @@ def _finite_float(text: str) -> float:
 
 
 def parse_input(body: bytes, content_type: str | None) -> TextToVideoInput:
-    """The request body as the endpoint's input; every failure is a 4xx in FastAPI's shape."""
-    media_type = (content_type or "application/json").split(";")[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        raise UnsupportedMedia(f"Content-Type must be application/json, got {media_type!r}")
+    """The request body as the endpoint's input; every failure is a 4xx in FastAPI's shape.
+
+    A JSON body is taken without a JSON Content-Type too: with none at all, and with curl's default for ``-d``
+    (``application/x-www-form-urlencoded``), which is what fal's own curl examples send; fal accepts both.
+    """
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    declared = media_type == "application/json" or media_type.endswith("+json") or not media_type
+    if not declared and media_type != FORM_MEDIA_TYPE:
+        raise _unsupported(media_type)
+    try:
+        data = _json(body)
+    except RequestInvalid:
+        if declared:
+            raise
+        raise _unsupported(media_type) from None  # a real form post
+    try:
+        return TextToVideoInput.model_validate(data)
+    except ValidationError as exc:
+        raise RequestInvalid(pydantic_errors(exc.errors(include_url=False), "body")) from None
+
+
+def _unsupported(media_type: str) -> UnsupportedMedia:
+    return UnsupportedMedia(f"Content-Type must be application/json, got {media_type!r}")
+
+
+def _json(body: bytes) -> Any:
     try:
         data = json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
         # A lone surrogate (``"\\ud800"``) parses, but is not text: it could be neither stored nor echoed back.
@@ -183,10 +237,7 @@ def parse_input(body: bytes, content_type: str | None) -> TextToVideoInput:
                 }
             ]
         ) from None
-    try:
-        return TextToVideoInput.model_validate(data)
-    except ValidationError as exc:
-        raise RequestInvalid(pydantic_errors(exc.errors(include_url=False), "body")) from None
+    return data
 
 
 # URLs handed out.

@@ -12,7 +12,7 @@ from framecast.api.auth import Principal
 from framecast.api.errors import error_response
 from framecast.api.middleware import set_request_id
 from framecast.api.service import RequestService
-from framecast.api.stream import status_events
+from framecast.api.stream import SlotStreamingResponse, StreamSlots, status_events
 from framecast.jobs.models import CancelOutcome, Job
 from framecast.schema import TextToVideoOutput
 
@@ -59,6 +59,8 @@ async def accept(
     """Parse a submission (headers and body) and enqueue it: what the queue and sync routes share."""
     options = protocol.submit_options(request.headers, fal_webhook)
     body = protocol.parse_input(await request.body(), request.headers.get("content-type"))
+    if options.webhook_url is not None:
+        await service.admit_webhook(options.webhook_url)
     job, position = await service.writing(service.submit, body, options, principal, base_url)
     set_request_id(request, job.id)
     return job, position
@@ -79,18 +81,21 @@ async def status(
     return JSONResponse(body, protocol.status_code_of(job))
 
 
-def status_stream(
+async def status_stream(
     request_id: str,
     request: Request,
     logs: str | None = Query(None, description="1/true to include the logs, 0/false (default) not"),
     service: RequestService = Depends(deps.service),
     principal: Principal = Depends(deps.principal),
     base_url: str = Depends(deps.base_url),
+    slots: StreamSlots = Depends(deps.stream_slots),
 ) -> StreamingResponse:
     set_request_id(request, request_id)
     with_logs = protocol.logs_flag(logs)
-    job = service.get(request_id, principal)
-    return StreamingResponse(
+    job = await service.reading(service.get, request_id, principal)
+    slots.take()  # after the checks: a request that is refused anyway holds no slot
+    return SlotStreamingResponse(
+        slots,
         status_events(service, job.id, with_logs, base_url),
         media_type="text/event-stream",
         headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
@@ -160,6 +165,7 @@ def router() -> APIRouter:
             f"{prefix}/{{request_id}}/cancel",
             cancel,
             methods=["PUT"],
+            status_code=202,  # the documented default: it never answers 200
             summary="Cancel a request",
             responses=_CANCEL_DOC,
             include_in_schema=doc,

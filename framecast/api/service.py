@@ -18,9 +18,12 @@ from starlette.concurrency import run_in_threadpool
 
 from framecast.api.auth import Principal
 from framecast.api.errors import RequestNotFinished, RequestTimedOut, ResultGone
-from framecast.api.protocol import SubmitOptions
-from framecast.errors import NotFoundError
+from framecast.api.protocol import SubmitOptions, webhook_invalid
+from framecast.egress import EgressPolicy
+from framecast.errors import EgressRefused, NotFoundError
 from framecast.jobs.models import CancelOutcome, Job, JobStatus, LogEntry, NewJob
+from framecast.jobs.positions import QueuePositions
+from framecast.jobs.retry import is_transient
 from framecast.jobs.store import JobStore
 from framecast.schema import ENDPOINT_ID, TextToVideoInput
 
@@ -43,9 +46,17 @@ def _valid_id(request_id: str) -> bool:
 class RequestService:
     """Every read and write of a request made through the API."""
 
-    def __init__(self, store: JobStore, sync_timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        sync_timeout_seconds: float,
+        egress: EgressPolicy | None = None,
+        position_max_age: float = 0.0,
+    ) -> None:
         self.store = store
         self.sync_timeout_seconds = sync_timeout_seconds
+        self.egress = egress if egress is not None else EgressPolicy()
+        self.positions = QueuePositions(store, position_max_age)
         # Writes wait for the database's write lock; on threads of their own they never hold up status reads,
         # which run on the default pool (the Python client polls every 100 ms).
         self._writers = anyio.CapacityLimiter(WRITER_THREADS)
@@ -62,6 +73,13 @@ class RequestService:
         return await anyio.to_thread.run_sync(partial(fn, *args), limiter=self._writers)
 
     # 1. Submit.
+    async def admit_webhook(self, url: str) -> None:
+        """The egress check of a submitted webhook (DNS included, so on a thread); a refusal is a 422."""
+        try:
+            await anyio.to_thread.run_sync(self.egress.admit, url)
+        except EgressRefused as exc:
+            raise webhook_invalid(url, exc) from None
+
     def submit(
         self, request: TextToVideoInput, options: SubmitOptions, principal: Principal, base_url: str
     ) -> tuple[Job, int]:
@@ -76,9 +94,10 @@ class RequestService:
                 store_io=options.store_io,
                 file_ttl_seconds=options.file_ttl_seconds,
                 base_url=base_url,
+                no_retry=options.no_retry,
             )
         )
-        return job, self.store.queue_position(job.id) or 0
+        return job, self.positions.position(job)
 
     # 2. Look up.
     def get(self, request_id: str, principal: Principal) -> Job:
@@ -89,20 +108,19 @@ class RequestService:
         return job
 
     def snapshot(self, job_id: str) -> tuple[Job, int | None]:
-        """The job and, while it is queued, its position in the queue (one read)."""
-        found = self.store.get_with_position(job_id)
-        assert found is not None
-        return found
+        """The job and, while it is queued, its position in the queue (positions.py: how fresh it is)."""
+        job = self.store.get(job_id)
+        assert job is not None
+        return job, self._position(job)
 
     def status(
         self, request_id: str, principal: Principal, with_logs: bool
     ) -> tuple[Job, int | None, list[LogEntry] | None]:
-        found = self.store.get_with_position(request_id) if _valid_id(request_id) else None
-        if found is None:
-            raise NotFoundError(f"Request {request_id} not found")
-        job, position = found
-        principal.check_owns(job)
-        return job, position, self.store.logs(job.id) if with_logs else None
+        job = self.get(request_id, principal)
+        return job, self._position(job), self.store.logs(job.id) if with_logs else None
+
+    def _position(self, job: Job) -> int | None:
+        return self.positions.position(job) if job.status is JobStatus.IN_QUEUE else None
 
     def finished(self, request_id: str, principal: Principal) -> Job:
         job = self.get(request_id, principal)
@@ -141,7 +159,15 @@ class RequestService:
         deadline = time.monotonic() + self.sync_timeout_seconds
         delay = WAIT_MIN_SECONDS
         while True:
-            job = await run_in_threadpool(self.store.get, job_id)
+            try:
+                job = await run_in_threadpool(self.store.get, job_id)
+            except Exception as exc:
+                # The job is queued: answering 503 now would make the JS client submit it again. The database
+                # is waited for instead, up to the sync limit.
+                if not is_transient(exc) or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(WAIT_MAX_SECONDS)
+                continue
             assert job is not None
             if job.status is JobStatus.COMPLETED:
                 return job

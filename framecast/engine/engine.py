@@ -32,7 +32,7 @@ from framecast.engine.options import EngineOptions
 from framecast.engine.planning import buckets
 from framecast.engine.planning.plan import PlanStage, RenderPlan, make_plan, shot_plans, shots_output
 from framecast.engine.planning.upscale import UpscalerSpec
-from framecast.engine.presets import VARIANTS, Preset
+from framecast.engine.presets import TINY_PREFIX, VARIANTS, Preset
 from framecast.engine.speed import lever
 from framecast.engine.speed.attention import AttentionOptions
 from framecast.engine.speed.cache import CacheOptions
@@ -123,7 +123,7 @@ class DiffusersEngine:
             )
         if variant.lora_files:
             repo, files = variant.lora_repo, variant.lora_files
-            if self.preset.tiny and not self.options.model_path:  # a tiny twin: random LoRAs of its experts
+            if self.preset.name.startswith(TINY_PREFIX):  # a tiny twin: random LoRAs of its tiny experts
                 repo, files = self.model.tiny_loras(len(files))
             self._apply("step_distillation", DistillOptions(variant.name, repo, files))
         if variant.first_block_cache is not None:
@@ -202,11 +202,11 @@ class DiffusersEngine:
         plans = shot_plans(plan, self.preset)
         if self.compiled:  # a compiled transformer generates shots in frame buckets, not at every length
             plans = [buckets.bucketed(p, self.preset) for p in plans]
-        total, done, clips = sum(p.steps * p.segments for p in plans), 0, []
+        total, done, clips = sum(self._steps(p) for p in plans), 0, []
         for shot_plan in plans:  # steps count across shots, so progress never goes backwards
             clip = self.generate(shot_plan, ctx, steps_done=done, steps_total=total)
             clips.append((self.upscale(clip, shot_plan, ctx), shot_plan))
-            done += shot_plan.steps * shot_plan.segments
+            done += self._steps(shot_plan)
 
         # 2. Map to the exact output and encode, with one audio track over the whole video
         stop_if_asked(ctx)
@@ -250,13 +250,13 @@ class DiffusersEngine:
             raise NotImplementedError("multi-shot plans are split by planning.shot_plans first")
         ctx.log(describe(plan))
         stop_if_asked(ctx)
-        steps = Steps(ctx, steps_done, steps_total or plan.steps * plan.segments)
+        steps = Steps(ctx, steps_done, steps_total or self._steps(plan))
         with torch.inference_mode():
             clip = self.model.generate(plan, steps)
             video = clip.video
             # "chain": each further segment starts from the last frame so far; its first frame repeats it.
             for segment in range(1, plan.segments):
-                steps = steps.then(plan.steps)
+                steps = steps.then(self.model.denoising_steps(plan))
                 more = self.model.continue_clip(video[-1], plan, segment, steps)
                 video = torch.cat([video, more[1:].to(video.device)])
         return dataclasses.replace(clip, video=video)
@@ -267,9 +267,8 @@ class DiffusersEngine:
         if self.model.upscales_itself:
             return None, ""
         if self._upscaler is None and self.options.upscaler_model == TINY_UPSCALER:
-            self._upscaler = load_upscaler(
-                TINY_UPSCALER, self.device
-            )  # built in code in a moment: no weights to find
+            # Built in code in a moment, with no weights to look for: load it now, its spec is its own.
+            self._upscaler = load_upscaler(TINY_UPSCALER, self.device)
         if self._upscaler is not None:
             return self._upscaler.spec, ""
         return upscaler_offer(self.options.upscaler_model)
@@ -287,6 +286,10 @@ class DiffusersEngine:
             video, plan.upscale, plan.seed, log=ctx.log, should_stop=ctx.should_stop
         )
         return dataclasses.replace(clip, video=upscaled)
+
+    def _steps(self, plan: RenderPlan) -> int:
+        """All denoising steps of ``plan``, every segment's."""
+        return self.model.denoising_steps(plan) * plan.segments
 
     def _soundtrack(
         self, clips: list[GeneratedClip], plan: RenderPlan, ctx: RenderContext

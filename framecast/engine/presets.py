@@ -25,6 +25,14 @@ LTX_NEGATIVE = (
     "worst quality, inconsistent motion, blurry, jittery, distorted, watermark, text, subtitles, "
     "low quality, static, deformed"
 )
+# The Helios authors' default negative prompt (infer_helios.py --negative_prompt; the diffusers Helios docs use it
+# in every example): the English of the default of Wan, the model Helios is fine-tuned from.
+HELIOS_NEGATIVE = (
+    "Bright tones, overexposed, static, blurred details, subtitles, style, works, paintings, images, static, "
+    "overall gray, worst quality, low quality, JPEG compression residue, ugly, incomplete, extra fingers, "
+    "poorly drawn hands, poorly drawn faces, deformed, disfigured, misshapen limbs, fused fingers, still picture, "
+    "messy background, three legs, many people in the background, walking backwards"
+)
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,9 @@ class Preset:
     tradeoff: str = ""  # what the variant gives up for its speed (``framecast models list`` shows it)
     # Its place in FRAMECAST_MODEL=auto's order (1 is tried first; see ``pick_auto``); None: never picked by auto.
     auto_rank: int | None = None
+    # Frames a chunked (autoregressive) model generates per chunk, its total then cut to the frame rule
+    # (planning/frames.py); 0 for a model that generates the whole clip in one pass.
+    frame_chunk: int = 0
 
     @property
     def native_pixels(self) -> int:
@@ -236,6 +247,83 @@ register(
         allow_patterns=("*/*", "model_index.json"),
     )
 )
+# HunyuanVideo 1.5 (Tencent). Sources: TR = github.com/Tencent-Hunyuan/HunyuanVideo-1.5 at 60783e7 (README.md,
+# generate.py, LICENSE); DS = diffusers scripts/convert_hunyuan_video1_5_to_diffusers.py; DD = diffusers' docs
+# page api/pipelines/hunyuan_video15.md. The diffusers-format weights hold every component the pipeline loads.
+HUNYUAN15_FILES = tuple(
+    f"{component}/*"
+    for component in (
+        "guider",
+        "scheduler",
+        "text_encoder",
+        "text_encoder_2",
+        "tokenizer",
+        "tokenizer_2",
+        "transformer",
+        "vae",
+    )
+) + ("model_index.json",)
+HUNYUAN15_LICENCE = (
+    "Tencent Hunyuan Community Licence: NOT valid in the EU, the UK or South Korea; above 100M monthly active "
+    "users, ask Tencent for a licence"  # TR LICENSE L3, L17 (territory), L31 (100 million monthly active users)
+)
+register(
+    Preset(
+        name="hunyuanvideo-1.5-480p",
+        family="hunyuan15",
+        pipeline_class="HunyuanVideo15Pipeline",
+        # TR README L378 names the 720p repo so; DD loads "HunyuanVideo-1.5-Diffusers-480p_t2v". (diffusers'
+        # pipeline docstring says "...-1.5-480p_t2v", without "Diffusers", which third parties report missing.)
+        repo_id="hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-480p_t2v",
+        dtype="bfloat16",  # TR README L372 and DD: torch.bfloat16
+        fps=24,  # TR README L391 export_to_video(fps=24); generate.py L48
+        frame_step=4,  # TR README L443: "temporal dimension F must be 4n+1"
+        size_multiple=16,  # TR README L116: 16x spatial compression (patch size 1); bucket stride 16
+        # The 480p bucket nearest 16:9 (bucket base 640, TR hyvideo/pipelines/hunyuan_video_pipeline.py L176)
+        native_width=848,
+        native_height=480,
+        max_frames=121,  # TR README L315 --video_length 121; generate.py L223 "121 frames is the optimal value"
+        steps=50,  # TR README L347 (480p T2V: CFG 6, flow shift 5, 50 steps); DS GUIDANCE/SCHEDULER_CONFIGS
+        guidance_scale=6.0,
+        flow_shift=5.0,
+        negative_prompt="",  # TR README L310 and generate.py L282: the default negative prompt is ''
+        licence=HUNYUAN15_LICENCE,
+        # Estimate (the hub's file list not checked): 8.33B transformer in fp32 (33.3 GB, the size of TR's own
+        # 480p_t2v file), Qwen2.5-VL-7B's 7.07B language model in bf16 (DS loads it so), ByT5 0.22B and VAE 1.26B
+        # in fp32.
+        size_gb=53.0,
+        # Estimate: 34 GB of bf16 weights, and the transformer's (1, 1, 51k, 51k) attention mask at 121 frames
+        # (2.6 GB) built about three times per block. TR README L136 reports 14 GB with offloading.
+        memory_gb=45.0,
+        allow_patterns=HUNYUAN15_FILES,
+    )
+)
+register(
+    Preset(
+        name="hunyuanvideo-1.5-720p",
+        family="hunyuan15",
+        pipeline_class="HunyuanVideo15Pipeline",
+        repo_id="hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-720p_t2v",  # TR README L378
+        dtype="bfloat16",  # TR README L372
+        fps=24,  # TR README L391
+        frame_step=4,  # TR README L443
+        size_multiple=16,  # TR README L116
+        # The 720p bucket nearest 16:9 (bucket base 960, TR hyvideo/pipelines/hunyuan_video_pipeline.py L177)
+        native_width=1280,
+        native_height=720,
+        max_frames=121,  # TR README L315
+        steps=50,  # TR README L349 (720p T2V: CFG 6, flow shift 9, 50 steps); DS configs
+        guidance_scale=6.0,
+        flow_shift=9.0,
+        negative_prompt="",  # TR README L310
+        licence=HUNYUAN15_LICENCE,
+        size_gb=53.0,  # estimate, as the 480p preset: the same architecture
+        # Estimate: 34 GB of bf16 weights and a 12.9 GB attention mask (114k tokens) built about three times per
+        # block; a third-party report measured a 66 GB peak at 720p, 121 frames, default attention backend.
+        memory_gb=75.0,
+        allow_patterns=HUNYUAN15_FILES,
+    )
+)
 register(
     Preset(
         name="tiny-wan",
@@ -319,6 +407,95 @@ register(
     )
 )
 
+register(
+    Preset(
+        name="tiny-hunyuan15",  # HunyuanVideo 1.5's classes and 16x / 4x VAE at tiny size
+        family="hunyuan15",
+        pipeline_class="HunyuanVideo15Pipeline",
+        repo_id="",
+        dtype="float32",
+        fps=24,
+        frame_step=4,
+        size_multiple=16,
+        native_width=128,
+        native_height=64,
+        max_frames=121,
+        steps=2,
+        guidance_scale=6.0,
+        flow_shift=5.0,
+        negative_prompt="",
+        licence="test model (random weights)",
+        size_gb=0.0,
+        memory_gb=0.0,
+        tiny=True,
+        arch="hunyuanvideo-1.5-480p",
+    )
+)
+
+# Helios (PKU-YuanGroup): Wan2.1-T2V-14B fine-tuned into an autoregressive generator of 33-frame chunks, each
+# conditioned on a compressed history of the ones before, so 8 s and 10 s are generated, not stretched.
+# Sources: [R] the authors' README and infer_helios.py (github.com/PKU-YuanGroup/Helios at 2276f8f), [D] the
+# diffusers Helios docs (docs/source/en/api/pipelines/helios.md), [P] diffusers 0.42.1 pipeline_helios.py,
+# [C] the model card (huggingface.co/BestWishYsh/Helios-Base). docs/models.md has the table.
+HELIOS_CHUNKING = MappingProxyType(
+    {
+        "history_sizes": (16, 2, 1),  # [R] infer_helios.py: long, mid, short history in latent frames
+        "keep_first_frame": True,  # [R] infer_helios.py
+    }
+)
+register(
+    Preset(
+        name="helios-14b",
+        family="helios",
+        pipeline_class="HeliosPipeline",  # [D] Helios-Base runs through HeliosPipeline
+        repo_id="BestWishYsh/Helios-Base",  # [D] "Best Quality, with v-prediction, standard CFG"
+        dtype="bfloat16",  # [R] --weight_dtype bf16 (the VAE stays float32, as [D] loads it)
+        fps=24,  # [R] --fps 24; [D] export_to_video(..., fps=24)
+        frame_step=4,  # [P] the frames are cut to (n - 1) // 4 * 4 + 1 (the Wan VAE's 4x time compression)
+        frame_chunk=33,  # [R] "generates 33 frames per chunk" (num_latent_frames_per_chunk=9: (9 - 1) * 4 + 1)
+        # [P] asks for multiples of 16; the pyramid pipeline of the distilled variant halves the latent twice
+        # before its 2x2 patches (8 latent px = 64 px), and 16:9 then generates the trained 640x384 exactly.
+        size_multiple=64,
+        native_width=640,  # [R] --width 640 --height 384; trained at that single size (stage_1_post.yaml)
+        native_height=384,
+        max_frames=1449,  # [R] num_frames 1449 -> 44 chunks, "~60s (1min)" at 24 fps; [P] cuts 1452 to 1449
+        steps=50,  # [R] --num_inference_steps 50; [D] num_inference_steps=50
+        guidance_scale=5.0,  # [R] --guidance_scale 5.0; [D] guidance_scale=5.0
+        negative_prompt=HELIOS_NEGATIVE,
+        licence="Apache-2.0",  # [C] license: apache-2.0; [R] LICENSE.txt
+        # Estimates, not read off the hub: 14.3B transformer parameters (configs/helios-14b.json) and umT5-XXL,
+        # 28.6 + 11.4 GB in bf16, plus the Wan VAE; memory adds the fp32 VAE decode and a chunk's activations.
+        size_gb=41.0,
+        memory_gb=48.0,
+        call_kwargs=HELIOS_CHUNKING,
+    )
+)
+register(
+    Preset(
+        name="tiny-helios",
+        family="helios",
+        pipeline_class="HeliosPipeline",
+        repo_id="",
+        dtype="float32",
+        fps=24,
+        frame_step=4,
+        frame_chunk=33,
+        size_multiple=64,
+        native_width=128,
+        native_height=64,
+        max_frames=1449,
+        steps=2,
+        guidance_scale=5.0,
+        negative_prompt="blurry",
+        licence="test model (random weights)",
+        size_gb=0.0,
+        memory_gb=0.0,
+        tiny=True,
+        arch="helios-14b",
+        call_kwargs=MappingProxyType({**HELIOS_CHUNKING, "max_sequence_length": 32}),
+    )
+)
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -342,6 +519,10 @@ class Variant:
     first_block_cache: float | None = None
     guidance_scale_2: float | None = None
     dmd_timesteps: tuple[int, ...] = ()
+    # Distilled weights that run through another pipeline of the same family (its class and its arguments,
+    # added to the base preset's).
+    pipeline_class: str = ""
+    call_kwargs: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
 
 
 VARIANTS: dict[str, Variant] = {}
@@ -364,6 +545,8 @@ def register_variant(variant: Variant) -> Preset:
             guidance_scale=variant.guidance_scale,
             guidance_scale_2=variant.guidance_scale_2 or base.guidance_scale_2,
             tradeoff=variant.tradeoff,
+            pipeline_class=variant.pipeline_class or base.pipeline_class,
+            call_kwargs=MappingProxyType({**base.call_kwargs, **variant.call_kwargs}),
         )
     )
 
@@ -406,6 +589,47 @@ register_variant(
         guidance_scale=5.0,
         tradeoff="First Block Cache at 0.05: skips blocks 2..30 on steps whose first-block residual "
         "barely moved (typically 1.5-2x on 50 steps); fine texture can smear, more at higher thresholds.",
+    )
+)
+
+register_variant(
+    Variant(
+        name="hunyuanvideo-1.5-480p-cfg-distilled",
+        base="hunyuanvideo-1.5-480p",
+        # Tencent's 480P-T2V-cfg-distill (TR README L205) in diffusers' layout, named as the 480p repo is.
+        repo_id="hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-480p_t2v_distilled",
+        # TR README L351: CFG 1, flow shift 5, 50 steps; L361: "must use 50 steps to generate correct results".
+        steps=50,
+        guidance_scale=1.0,
+        tradeoff="CFG-distilled weights, CFG off: one transformer pass a step instead of two (about 2x faster "
+        "at the same 50 steps, which it must keep), and the negative prompt has no effect; how its quality "
+        "compares with the base model is not measured here.",
+    )
+)
+register_variant(
+    Variant(
+        name="helios-14b-distilled",
+        base="helios-14b",
+        repo_id="BestWishYsh/Helios-Distilled",  # [D] "Best Efficiency, with x0-prediction and HeliosDMDScheduler"
+        pipeline_class="HeliosPyramidPipeline",  # [D] Helios-Distilled runs through HeliosPyramidPipeline
+        steps=2,  # per pyramid stage: [R] --pyramid_num_inference_steps_list 2 2 2; [D] the same list
+        guidance_scale=1.0,  # [R] --guidance_scale 1.0; [D] guidance_scale=1.0
+        call_kwargs=MappingProxyType({"is_amplify_first_chunk": True}),  # [R] --is_amplify_first_chunk; [D]
+        tradeoff="Helios-Distilled: 2 steps at each of 3 pyramid scales (a quarter, half, then full size), "
+        "twice that on the first chunk, without CFG, instead of 50 full-size steps with CFG: the authors' "
+        "19.5 FPS real-time model; the negative prompt has no effect and its authors rank it below Base for "
+        'quality ("Best Efficiency" vs "Best Quality").',
+    )
+)
+register_variant(
+    Variant(
+        name="tiny-helios-distilled",
+        base="tiny-helios",
+        pipeline_class="HeliosPyramidPipeline",
+        steps=1,
+        guidance_scale=1.0,
+        call_kwargs=MappingProxyType({"is_amplify_first_chunk": True}),
+        tradeoff="test model: the distilled variant's pyramid pipeline and DMD scheduler at tiny size.",
     )
 )
 

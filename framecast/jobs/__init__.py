@@ -1,6 +1,15 @@
 """The job store: the durable queue that the API writes and the workers drain."""
 
-from framecast.jobs.models import CancelOutcome, Job, JobStatus, LogEntry, NewJob, Priority, WebhookDelivery
+from framecast.jobs.models import (
+    CancelOutcome,
+    Job,
+    JobStatus,
+    LogEntry,
+    NewJob,
+    Priority,
+    QueueLimits,
+    WebhookDelivery,
+)
 from framecast.jobs.store import JobStore
 
 __all__ = [
@@ -11,5 +20,6 @@ __all__ = [
     "LogEntry",
     "NewJob",
     "Priority",
+    "QueueLimits",
     "WebhookDelivery",
 ]

@@ -118,7 +118,45 @@ def _v3_retention_indexes(conn: Connection) -> None:
         conn.execute(text(statement))
 
 
-MIGRATIONS: list[Step] = [_v1_jobs_and_logs, _v2_webhook_outbox_and_file_expiry, _v3_retention_indexes]
+def _v4_fairness_crashes_and_workers(conn: Connection) -> None:
+    # Fair claiming orders the queue by (priority, turn, seq); crashes counts attempts whose worker died, so a
+    # graceful hand-back no longer uses one up; no_retry is X-Fal-No-Retry. A file is recorded, pending, before it
+    # is stored, so housekeeping can remove the files of attempts that never completed.
+    for statement in (
+        "ALTER TABLE jobs ADD COLUMN crashes INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE jobs ADD COLUMN no_retry BOOLEAN NOT NULL DEFAULT false",
+        "ALTER TABLE jobs ADD COLUMN turn INTEGER NOT NULL DEFAULT 0",
+        # Before v4 every ended attempt counted: keep what unfinished jobs had used.
+        "UPDATE jobs SET crashes = CASE WHEN status = 'IN_PROGRESS' THEN attempt - 1 ELSE attempt END "
+        "WHERE status <> 'COMPLETED' AND attempt > 0",
+        "DROP INDEX ix_jobs_runnable",
+        "CREATE INDEX ix_jobs_queue ON jobs (status, priority, turn, seq)",
+        "CREATE INDEX ix_jobs_owner_queue ON jobs (owner, status, priority, turn)",
+        "CREATE INDEX ix_jobs_deadline ON jobs (status, start_deadline)",
+        "CREATE INDEX ix_jobs_outcome ON jobs (status, error_type)",
+        "ALTER TABLE files ADD COLUMN attempt INTEGER",
+        "ALTER TABLE files ADD COLUMN pending BOOLEAN NOT NULL DEFAULT false",
+        "CREATE INDEX ix_files_pending ON files (pending)",
+    ):
+        conn.execute(text(statement))
+    meta = MetaData()
+    Table(
+        "workers",
+        meta,
+        Column("worker_id", String(200), primary_key=True),
+        Column("seen_at", UTCDateTime, nullable=False),
+        Column("stats", JSON(none_as_null=True)),
+        Index("ix_workers_seen", "seen_at"),
+    )
+    meta.create_all(conn)
+
+
+MIGRATIONS: list[Step] = [
+    _v1_jobs_and_logs,
+    _v2_webhook_outbox_and_file_expiry,
+    _v3_retention_indexes,
+    _v4_fairness_crashes_and_workers,
+]
 LATEST = len(MIGRATIONS)
 MIGRATION_LOCK_KEY = 0x46524D43  # "FRMC"
 

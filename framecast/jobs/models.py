@@ -42,6 +42,17 @@ class NewJob:
     store_io: bool = True  # X-Fal-Store-IO: 0 -> False
     file_ttl_seconds: int | None = None  # X-Fal-Object-Lifecycle-Preference
     base_url: str = ""  # absolute base for output URLs (public URL, else the request's host)
+    no_retry: bool = False  # X-Fal-No-Retry: 1 — a job whose worker died fails instead of running again
+
+
+@dataclass(frozen=True)
+class QueueLimits:
+    """Quotas the store enforces; 0 means no limit. Queued limits refuse a submit (``QueueFull``); the running
+    limit holds a key's further jobs in the queue while it has that many rendering."""
+
+    max_queued_per_key: int = 0
+    max_queued: int = 0
+    max_running_per_key: int = 0
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,15 @@ class Job:
     start_deadline: datetime | None
     lease_expires_at: datetime | None
     worker_id: str | None
+    crashes: int = 0  # attempts that ended with the worker gone (a graceful hand-back is not one)
+    no_retry: bool = False
+    turn: int = 0  # fair-queue turn within its priority (store.py, "Fair claiming")
+    seq: int = 0  # order of arrival
+
+    @property
+    def queue_key(self) -> int:
+        """The job's place in the claim order (priority, turn, seq) as one sortable integer."""
+        return queue_key(int(self.priority), self.turn, self.seq)
 
     @property
     def failed(self) -> bool:
@@ -94,6 +114,11 @@ class Job:
         if self.started_at is None or self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+
+def queue_key(priority: int, turn: int, seq: int) -> int:
+    # Turns and sequence numbers stay below 2**31 for billions of jobs; the key fits a signed 64-bit integer.
+    return (priority << 62) | (turn << 31) | seq
 
 
 @dataclass(frozen=True)

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, Row, and_, bindparam, func, insert, or_, select, update
-from sqlalchemy import delete as sql_delete
 
+from framecast.errors import QueueFull
 from framecast.jobs.database import connect, utcnow
+from framecast.jobs.files import StoreFiles
 from framecast.jobs.migrations import migrate
-from framecast.jobs.models import CancelOutcome, Job, JobStatus, LogEntry, NewJob
-from framecast.jobs.outbox import WebhookOutbox
-from framecast.jobs.tables import files, job_from_row, job_logs, jobs, load_job, webhooks
+from framecast.jobs.models import CancelOutcome, Job, JobStatus, LogEntry, NewJob, QueueLimits
+from framecast.jobs.tables import RawJobReader, files, job_from_row, job_logs, jobs, load_job
+
+if TYPE_CHECKING:
+    from framecast.config import Settings
 
 __all__ = ["JobStore", "utcnow"]
 
@@ -40,21 +43,26 @@ TIMEOUT_TYPE = "request_timeout"
 TIMEOUT_STATUS = 504
 WORKER_LOST_TYPE = "worker_lost"
 WORKER_LOST_STATUS = 500
+NO_RETRY_MESSAGE = (
+    "The worker rendering this request stopped, and the request asked not to be run again (X-Fal-No-Retry)"
+)
+QUEUE_FULL_RETRY_AFTER = 10  # seconds: about one short render, the soonest a place in line is likely to free
 
 
 def _ahead_of(me: Any, other: Any) -> Any:
-    """``other`` is a queued job that runs before ``me`` (priority first, then order of arrival)."""
+    """``other`` is a queued job that runs before ``me``: the claim order (priority, turn, seq)."""
     return and_(
         other.c.status == QUEUED.value,
         or_(
             other.c.priority < me.c.priority,
-            and_(other.c.priority == me.c.priority, other.c.seq < me.c.seq),
+            and_(other.c.priority == me.c.priority, other.c.turn < me.c.turn),
+            and_(other.c.priority == me.c.priority, other.c.turn == me.c.turn, other.c.seq < me.c.seq),
         ),
     )
 
 
 # Built once: Python clients poll status every 100 ms, and building these anew cost more than running them.
-_me, _other = jobs.alias("me"), jobs.alias("other")
+_me, _other, _running = jobs.alias("me"), jobs.alias("other"), jobs.alias("running")
 _QUEUE_POSITION = (
     select(func.count(_other.c.seq))
     .select_from(_me.outerjoin(_other, _ahead_of(_me, _other)))
@@ -72,32 +80,51 @@ class IllegalTransition(ValueError):
     pass
 
 
-class JobStore(WebhookOutbox):
-    """Enqueue, claim with a lease, heartbeat, complete or fail, cancel, reap, logs, files and webhooks."""
+class JobStore(StoreFiles):
+    """Enqueue, claim with a lease, heartbeat, complete or fail, cancel, reap, logs, files and webhooks.
 
-    def __init__(self, engine: Engine, *, max_attempts: int = 3) -> None:
+    Fair claiming: within a priority, jobs run in order of ``turn``, then arrival. A key's first waiting job
+    takes the turn at the head of the line and each further one the turn after its previous, so keys take turns
+    (start-time fair queueing): a key's first job waits behind at most one job of each other waiting key,
+    however long their backlogs. A requeued job keeps its turn and so goes back to the front.
+    """
+
+    def __init__(self, engine: Engine, *, max_attempts: int = 3, limits: QueueLimits | None = None) -> None:
         super().__init__(engine)
         self.max_attempts = max_attempts
+        self.limits = limits or QueueLimits()
+        self._raw_load = RawJobReader(engine.dialect)
 
     @classmethod
-    def open(cls, database_url: str, *, max_attempts: int = 3) -> JobStore:
+    def open(cls, database_url: str, *, max_attempts: int = 3, limits: QueueLimits | None = None) -> JobStore:
         engine = connect(database_url)
         try:
             migrate(engine)
         except BaseException:
             engine.dispose()
             raise
-        return cls(engine, max_attempts=max_attempts)
+        return cls(engine, max_attempts=max_attempts, limits=limits)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> JobStore:
+        limits = QueueLimits(
+            max_queued_per_key=settings.max_queued_per_key,
+            max_queued=settings.max_queued,
+            max_running_per_key=settings.max_running_per_key,
+        )
+        return cls.open(settings.database_url, max_attempts=settings.max_attempts, limits=limits)
 
     # -- jobs -----------------------------------------------------------------------------------------------
 
     def enqueue(self, new: NewJob) -> Job:
+        """Queue a job; raises ``QueueFull`` when a queue limit refuses it."""
         now = utcnow()
         deadline = None
         if new.start_timeout_seconds is not None:
             deadline = now + timedelta(seconds=new.start_timeout_seconds)
         job_id = str(uuid.uuid4())
         with self._write() as conn:
+            self._check_limits(conn, new.owner)
             conn.execute(
                 insert(jobs).values(
                     id=job_id,
@@ -115,12 +142,43 @@ class JobStore(WebhookOutbox):
                     base_url=new.base_url,
                     created_at=now,
                     start_deadline=deadline,
+                    crashes=0,
+                    no_retry=new.no_retry,
+                    turn=self._next_turn(conn, new.owner, int(new.priority)),
                 )
             )
             self.wake_workers(conn)
             return load_job(conn, job_id)  # type: ignore[return-value]
 
+    def _check_limits(self, conn: Connection, owner: str) -> None:
+        # Counted up to the limit only, on an index: the check costs the same at any queue depth. Exact on SQLite
+        # (writes are serialised); on PostgreSQL concurrent submits may pass a limit by the number in flight.
+        per_key, overall = self.limits.max_queued_per_key, self.limits.max_queued
+        queued = jobs.c.status == QUEUED.value
+        if per_key and _count_upto(conn, per_key, queued, jobs.c.owner == owner) >= per_key:
+            raise QueueFull(
+                f"This API key already has {per_key} requests waiting in the queue, its limit; "
+                "retry when some have started",
+                QUEUE_FULL_RETRY_AFTER,
+            )
+        if overall and _count_upto(conn, overall, queued) >= overall:
+            raise QueueFull(
+                f"The queue is full ({overall} requests waiting); retry later", QUEUE_FULL_RETRY_AFTER
+            )
+
+    @staticmethod
+    def _next_turn(conn: Connection, owner: str, priority: int) -> int:
+        """The head of the line's turn for a key's first waiting job, else one after its last (see the class)."""
+        in_line = (jobs.c.status == QUEUED.value, jobs.c.priority == priority)
+        last = conn.execute(select(func.max(jobs.c.turn)).where(*in_line, jobs.c.owner == owner)).scalar()
+        if last is not None:
+            return int(last) + 1
+        head = conn.execute(select(func.min(jobs.c.turn)).where(*in_line)).scalar()
+        return int(head or 0)
+
     def get(self, job_id: str) -> Job | None:
+        if self.reads_are_local:  # status polls: the hot path
+            return self._raw_load(self._raw_cursor(), job_id)
         with self._read() as conn:
             return load_job(conn, job_id)
 
@@ -139,7 +197,8 @@ class JobStore(WebhookOutbox):
             return conn.execute(_QUEUE_POSITION, {"job_id": job_id}).scalar()
 
     def claim(self, worker_id: str, lease_seconds: float) -> Job | None:
-        """Take the oldest runnable job (priority first) under a lease; ``attempt`` is its fencing token."""
+        """Take the next job in the fair order (priority, turn, arrival) under a lease, skipping keys at their
+        running limit; ``attempt`` is its fencing token."""
         if not self._exists(select(jobs.c.seq).where(jobs.c.status == QUEUED.value)):
             return None  # idle workers poll often: don't take the write lock just to find nothing
         with self._write() as conn:
@@ -148,9 +207,18 @@ class JobStore(WebhookOutbox):
             query = (
                 select(jobs.c.id, jobs.c.attempt)
                 .where(jobs.c.status == QUEUED.value)
-                .order_by(jobs.c.priority, jobs.c.seq)
+                .order_by(jobs.c.priority, jobs.c.turn, jobs.c.seq)
                 .limit(1)
             )
+            if limit := self.limits.max_running_per_key:
+                self.serialize_claims(conn)  # two claimers must not both take a key's last running place
+                busy = (
+                    select(_running.c.owner)
+                    .where(_running.c.status == RUNNING.value)
+                    .group_by(_running.c.owner)
+                    .having(func.count() >= limit)
+                )
+                query = query.where(jobs.c.owner.not_in(busy))
             row = conn.execute(self.lock_rows(query)).first()
             if row is None:
                 return None
@@ -178,8 +246,16 @@ class JobStore(WebhookOutbox):
             return result.rowcount == 1
 
     def complete(self, job_id: str, attempt: int, output: dict[str, Any]) -> bool:
+        """Finish with ``output``; the attempt's pending files become the result's, in the same transaction."""
         with self._write() as conn:
-            return self._finish(conn, job_id, attempt, RUNNING, output=output)
+            done = self._finish(conn, job_id, attempt, RUNNING, output=output)
+            if done:
+                conn.execute(
+                    update(files)
+                    .where(files.c.job_id == job_id, files.c.attempt == attempt)
+                    .values(pending=False)
+                )
+            return done
 
     def fail(self, job_id: str, attempt: int, error: str, error_type: str, error_status: int) -> bool:
         with self._write() as conn:
@@ -188,7 +264,8 @@ class JobStore(WebhookOutbox):
             )
 
     def release(self, job_id: str, attempt: int) -> bool:
-        """Put a running job back in line at once (its worker is shutting down); the attempt still counts."""
+        """Put a running job back in line at once (its worker is shutting down). A hand-back is no crash: it
+        uses none of the job's ``max_attempts``; ``attempt`` (the fencing token) moves on at the next claim."""
         with self._write() as conn:
             released = self._transition(
                 conn, job_id, attempt, RUNNING, QUEUED, worker_id=None, lease_expires_at=None
@@ -234,9 +311,9 @@ class JobStore(WebhookOutbox):
             now = utcnow()
             changed = self._expire_unstarted(conn, now)
             rows = conn.execute(
-                select(jobs.c.id, jobs.c.attempt, jobs.c.cancel_requested).where(
-                    jobs.c.status == RUNNING.value, jobs.c.lease_expires_at < now
-                )
+                select(
+                    jobs.c.id, jobs.c.attempt, jobs.c.cancel_requested, jobs.c.crashes, jobs.c.no_retry
+                ).where(jobs.c.status == RUNNING.value, jobs.c.lease_expires_at < now)
             ).all()
             for row in rows:
                 changed += self._recover(conn, row)
@@ -273,50 +350,6 @@ class JobStore(WebhookOutbox):
                 for r in conn.execute(query)
             ]
 
-    # -- output files (X-Fal-Object-Lifecycle-Preference) ---------------------------------------------------
-
-    def record_file(self, job_id: str, key: str, expires_at: datetime | None) -> None:
-        with self._write() as conn:
-            conn.execute(insert(files).values(key=key, job_id=job_id, expires_at=expires_at))
-
-    def expired_files(self, now: datetime | None = None) -> list[str]:
-        now = now or utcnow()
-        with self._read() as conn:
-            query = select(files.c.key).where(files.c.expires_at <= now).order_by(files.c.expires_at)
-            return list(conn.execute(query).scalars())
-
-    def forget_file(self, key: str) -> None:
-        with self._write() as conn:
-            conn.execute(sql_delete(files).where(files.c.key == key))
-
-    # -- retention ------------------------------------------------------------------------------------------
-
-    def finished_before(self, before: datetime, limit: int = 500) -> list[str]:
-        """Ids of finished jobs that finished before ``before``, oldest first, at most ``limit``."""
-        query = (
-            select(jobs.c.id)
-            .where(jobs.c.status == DONE.value, jobs.c.finished_at < before)
-            .order_by(jobs.c.finished_at)
-            .limit(limit)
-        )
-        with self._read() as conn:
-            return list(conn.execute(query).scalars())
-
-    def file_keys(self, job_ids: list[str]) -> list[str]:
-        with self._read() as conn:
-            return list(conn.execute(select(files.c.key).where(files.c.job_id.in_(job_ids))).scalars())
-
-    def delete_jobs(self, job_ids: list[str]) -> int:
-        """Delete finished jobs with their logs, webhook deliveries and file records; returns how many jobs."""
-        if not job_ids:
-            return 0
-        with self._write() as conn:
-            finished = select(jobs.c.id).where(jobs.c.id.in_(job_ids), jobs.c.status == DONE.value)
-            done = list(conn.execute(finished).scalars())  # a job still queued or running keeps everything
-            for table in (files, job_logs, webhooks):
-                conn.execute(sql_delete(table).where(table.c.job_id.in_(done)))
-            return conn.execute(sql_delete(jobs).where(jobs.c.id.in_(done))).rowcount
-
     # -- the state machine ----------------------------------------------------------------------------------
 
     def _transition(
@@ -349,6 +382,7 @@ class JobStore(WebhookOutbox):
         error: str | None = None,
         error_type: str | None = None,
         error_status: int | None = None,
+        **values: Any,
     ) -> bool:
         """Complete the job and, in the same transaction, queue its webhook."""
         now = utcnow()
@@ -364,6 +398,7 @@ class JobStore(WebhookOutbox):
             error_status=error_status,
             finished_at=now,
             lease_expires_at=None,
+            **values,
         )
         if not finished:
             return False
@@ -410,22 +445,45 @@ class JobStore(WebhookOutbox):
         return expired
 
     def _recover(self, conn: Connection, row: Row) -> int:
+        """A running job whose lease expired: its worker died (a crash, unlike a graceful ``release``)."""
         if row.cancel_requested:
             return int(self._finish_cancelled(conn, row.id, row.attempt, RUNNING))
-        if row.attempt < self.max_attempts:
+        crashes = row.crashes + 1
+        if row.no_retry:
+            failed = self._finish(
+                conn,
+                row.id,
+                row.attempt,
+                RUNNING,
+                error=NO_RETRY_MESSAGE,
+                error_type=WORKER_LOST_TYPE,
+                error_status=WORKER_LOST_STATUS,
+                crashes=crashes,
+            )
+            if failed:
+                self._log(conn, row.id, f"{NO_RETRY_MESSAGE}.", "ERROR")
+            return int(failed)
+        if crashes < self.max_attempts:
             requeued = self._transition(
-                conn, row.id, row.attempt, RUNNING, QUEUED, worker_id=None, lease_expires_at=None
+                conn,
+                row.id,
+                row.attempt,
+                RUNNING,
+                QUEUED,
+                worker_id=None,
+                lease_expires_at=None,
+                crashes=crashes,
             )
             if requeued:
                 self._log(
                     conn,
                     row.id,
-                    f"The worker stopped responding during attempt {row.attempt} of {self.max_attempts}; "
+                    f"The worker stopped responding (crash {crashes} of {self.max_attempts} allowed); "
                     "the request is back in the queue.",
                     "WARN",
                 )
             return int(requeued)
-        message = f"the worker died {row.attempt} times while rendering this request"
+        message = f"the worker died {crashes} times while rendering this request"
         failed = self._finish(
             conn,
             row.id,
@@ -434,6 +492,7 @@ class JobStore(WebhookOutbox):
             error=message,
             error_type=WORKER_LOST_TYPE,
             error_status=WORKER_LOST_STATUS,
+            crashes=crashes,
         )
         if failed:
             self._log(conn, row.id, f"Giving up: {message}.", "ERROR")
@@ -443,3 +502,9 @@ class JobStore(WebhookOutbox):
         conn.execute(
             insert(job_logs).values(job_id=job_id, level=level, message=message, created_at=utcnow())
         )
+
+
+def _count_upto(conn: Connection, limit: int, *where: Any) -> int:
+    """How many rows match, counting no further than ``limit``."""
+    matching = select(jobs.c.seq).where(*where).limit(limit).subquery()
+    return int(conn.execute(select(func.count()).select_from(matching)).scalar() or 0)

@@ -17,12 +17,15 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from framecast.api import create_app
+from framecast.api.connections import uvicorn_config
 from framecast.config import Settings
+from framecast.egress import EgressPolicy
 from framecast.engine.instant import InstantEngine
 from framecast.jobs.models import Job
 from framecast.jobs.store import JobStore
 from framecast.storage import LocalStorage
 from framecast.worker import run_worker
+from tests.fake_dns import FakeDNS
 from tests.live_server import free_port
 
 ENDPOINT = "fal-ai/pixverse/v5.5/text-to-video"
@@ -42,7 +45,13 @@ def auth(key: str) -> dict[str, str]:
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"data_dir": tmp_path / "data", "poll_seconds": 0.02, "heartbeat_seconds": 0.2}
+    # queue_position_seconds 0: positions read exactly, as the tests that check them expect (positions.py).
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "poll_seconds": 0.02,
+        "heartbeat_seconds": 0.2,
+        "queue_position_seconds": 0.0,
+    }
     values.update(overrides)
     return Settings.from_env({}, **values)
 
@@ -52,9 +61,19 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path)
 
 
+def egress_for(settings: Settings, dns: FakeDNS | None = None) -> EgressPolicy:
+    """The settings' egress policy, its names answered by FakeDNS: no test asks a real DNS server."""
+    return EgressPolicy.from_setting(settings.webhook_allow, dns or FakeDNS())
+
+
 @pytest.fixture
-def app(settings: Settings, store: JobStore, storage: LocalStorage) -> FastAPI:
-    return create_app(settings, store=store, storage=storage)
+def dns() -> FakeDNS:
+    return FakeDNS()
+
+
+@pytest.fixture
+def app(settings: Settings, store: JobStore, storage: LocalStorage, dns: FakeDNS) -> FastAPI:
+    return create_app(settings, store=store, storage=storage, egress=egress_for(settings, dns))
 
 
 @pytest.fixture
@@ -68,7 +87,8 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 def shared_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     """One app for a module's tests that only read answers (validation, headers): built once, for speed."""
     settings = make_settings(tmp_path_factory.mktemp("shared"))
-    with TestClient(create_app(settings), base_url="http://testserver") as test_client:
+    app = create_app(settings, egress=egress_for(settings))
+    with TestClient(app, base_url="http://testserver") as test_client:
         yield test_client
 
 
@@ -112,11 +132,8 @@ def live_without_worker(tmp_path: Path) -> Iterator[Live]:
 
 def _serve(settings: Settings, with_worker: bool) -> Iterator[Live]:
     store = JobStore.open(settings.database_url, max_attempts=settings.max_attempts)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, store=store), host="127.0.0.1", port=settings.port, log_level="warning"
-        )
-    )
+    app = create_app(settings, store=store, egress=egress_for(settings))
+    server = uvicorn.Server(uvicorn_config(app, settings, log_level="warning"))
     stop = threading.Event()
     threads = [threading.Thread(target=server.run, daemon=True)]
     if with_worker:

@@ -10,12 +10,14 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi.testclient import TestClient
 
+from framecast.api import create_app
 from framecast.jobs.store import JobStore
-from tests.api.conftest import ENDPOINT, requests_path, run_job, submit
+from tests.api.conftest import ENDPOINT, egress_for, make_settings, requests_path, run_job, submit
 from tests.live_server import REPO
 
 
@@ -45,6 +47,28 @@ def test_openapi_lists_the_real_routes_and_the_endpoint_schema(shared_client: Te
     assert "video" in components["TextToVideoOutput"]["properties"]
     ok = paths[f"/{ENDPOINT}"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert ok["$ref"] == "#/components/schemas/TextToVideoOutput"
+
+
+def test_openapi_documents_every_status_code_the_api_can_answer(shared_client: TestClient) -> None:
+    paths = shared_client.get("/openapi.json").json()["paths"]
+
+    def codes(path: str, method: str) -> set[int]:
+        return {int(code) for code in paths[path][method]["responses"]}
+
+    everywhere = {408, 431, 500, 503}
+    submit = everywhere | {200, 401, 413, 415, 422, 429, 507}
+    assert codes(f"/queue/{ENDPOINT}", "post") == submit
+    assert codes(f"/{ENDPOINT}", "post") == submit | {504}
+    request = "/queue/fal-ai/pixverse/requests/{request_id}"
+    assert codes(f"{request}/status", "get") == everywhere | {200, 202, 401, 403, 404, 422}
+    assert codes(f"{request}/status/stream", "get") == everywhere | {200, 401, 403, 404, 422}
+    assert codes(request, "get") == everywhere | {200, 400, 401, 403, 404, 410, 422, 504}
+    assert codes(f"{request}/cancel", "put") == everywhere | {202, 400, 401, 403, 404, 422}
+    assert codes("/files/{key}", "get") == everywhere | {200, 404, 416, 422}
+    assert codes("/health", "get") == everywhere | {200}
+    too_many = paths[f"/queue/{ENDPOINT}"]["post"]["responses"]["429"]
+    assert "Retry-After" in too_many["headers"]
+    assert too_many["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/FalError"
 
 
 def test_jwks_publishes_the_webhook_signing_key(shared_client: TestClient) -> None:
@@ -91,9 +115,10 @@ def test_the_api_never_imports_the_model_stack() -> None:
     assert float(seconds) < 1.5  # CPU seconds: about 0.6 here; wall time depends on what shares the cores
 
 
-def test_the_api_process_delivers_webhooks_signed_with_its_published_key(
-    client: TestClient, store: JobStore
-) -> None:
+def test_the_api_process_delivers_webhooks_signed_with_its_published_key(tmp_path: Path) -> None:
+    # The receiver listens on loopback, which the egress policy refuses unless allowed.
+    settings = make_settings(tmp_path, webhook_allow="127.0.0.1/32")
+    store = JobStore.open(settings.database_url)
     received: list[tuple[dict[str, str], bytes]] = []
 
     class Hook(BaseHTTPRequestHandler):
@@ -111,7 +136,8 @@ def test_the_api_process_delivers_webhooks_signed_with_its_published_key(
         def log_message(self, *args: object) -> None:
             pass
 
-    with ThreadingHTTPServer(("127.0.0.1", 0), Hook) as hook:
+    app = create_app(settings, store=store, egress=egress_for(settings))
+    with TestClient(app) as client, ThreadingHTTPServer(("127.0.0.1", 0), Hook) as hook:
         threading.Thread(target=hook.serve_forever, args=(0.02,), daemon=True).start()
         url = f"http://127.0.0.1:{hook.server_address[1]}/hook"
         request_id = submit(client, params={"fal_webhook": url})["request_id"]
@@ -121,12 +147,13 @@ def test_the_api_process_delivers_webhooks_signed_with_its_published_key(
             assert time.monotonic() < deadline, "no webhook delivered"
             time.sleep(0.02)
         hook.shutdown()
+        (jwk,) = client.get("/.well-known/jwks.json").json()["keys"]
+    store.close()
 
     headers, body = received[0]
     payload = json.loads(body)
     assert (payload["request_id"], payload["status"], payload["payload"]["seed"]) == (request_id, "OK", 1)
-    (jwk,) = client.get("/.well-known/jwks.json").json()["keys"]
-    public = Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(jwk["x"] + "=="))
+    public = Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(jwk["x"]))  # padded, as fal's
     message = "\n".join(
         [
             request_id,

@@ -84,13 +84,13 @@ def test_an_expired_file_is_404_even_before_housekeeping_deletes_it(
     client: TestClient, store: JobStore, stored: str
 ) -> None:
     job = store.enqueue(NewJob(endpoint="e", input={}))
-    store.record_file(job.id, KEY, utcnow() - timedelta(seconds=1))
+    store.record_file(job.id, 0, KEY, utcnow() - timedelta(seconds=1))
 
     assert client.get(stored).status_code == 404
 
 
 def test_a_file_not_yet_expired_is_served(client: TestClient, store: JobStore, stored: str) -> None:
     job = store.enqueue(NewJob(endpoint="e", input={}))
-    store.record_file(job.id, KEY, utcnow() + timedelta(hours=1))
+    store.record_file(job.id, 0, KEY, utcnow() + timedelta(hours=1))
 
     assert client.get(stored).status_code == 200

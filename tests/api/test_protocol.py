@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from framecast.jobs.models import Priority
 from framecast.jobs.store import JobStore
 from tests.api.conftest import SMALL, SUBMIT, SYNC, requests_path, submit
+from tests.fake_dns import FakeDNS
 
 
 def detail_of(response: Any) -> list[dict[str, Any]]:
@@ -153,13 +154,33 @@ def test_json_that_is_not_an_object_is_422_at_body(shared_client: TestClient, bo
 
 
 @pytest.mark.parametrize(
-    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
+    ("content_type", "body"),
+    [
+        ("text/plain", json.dumps(SMALL)),
+        ("multipart/form-data", json.dumps(SMALL)),
+        ("application/x-www-form-urlencoded", "prompt=a+fox&resolution=360p"),  # a real form
+    ],
 )
-def test_a_wrong_content_type_is_415(shared_client: TestClient, content_type: str) -> None:
-    response = shared_client.post(SUBMIT, content=json.dumps(SMALL), headers={"content-type": content_type})
+def test_a_wrong_content_type_is_415(shared_client: TestClient, content_type: str, body: str) -> None:
+    response = shared_client.post(SUBMIT, content=body, headers={"content-type": content_type})
 
     assert response.status_code == 415
     assert response.json()["error_type"] == "unsupported_media_type"
+
+
+@pytest.mark.parametrize("headers", [{}, {"content-type": "application/x-www-form-urlencoded"}])
+def test_a_json_body_without_a_json_content_type_is_accepted_as_fals_curl_example_sends_it(
+    shared_client: TestClient, headers: dict[str, str]
+) -> None:
+    # `curl -d '{...}'` with no -H sends the form type; fal's own queue examples do so, and fal takes them.
+    response = shared_client.post(SUBMIT, content=json.dumps(SMALL).encode(), headers=headers)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "IN_QUEUE"
+
+
+def test_a_body_without_content_type_that_is_not_json_is_422_json_invalid(shared_client: TestClient) -> None:
+    assert detail_of(shared_client.post(SUBMIT, content=b"{not json"))[0]["type"] == "json_invalid"
 
 
 def test_json_with_a_charset_parameter_is_accepted(shared_client: TestClient) -> None:
@@ -200,6 +221,9 @@ def test_a_body_over_the_limit_is_413_by_content_length_and_by_stream(shared_cli
         ("X-Fal-Object-Lifecycle-Preference", "3600"),
         ("X-Fal-Object-Lifecycle-Preference", '{"expiration_duration_seconds": -1}'),
         ("X-Fal-Object-Lifecycle-Preference", '{"expiration_duration_seconds": "60"}'),
+        ("X-Fal-Object-Lifecycle-Preference", '{"initial_acl": "public"}'),
+        ("X-Fal-Object-Lifecycle-Preference", "[]"),
+        ("X-Fal-No-Retry", "maybe"),
     ],
 )
 def test_bad_fal_header_values_are_422_at_the_header(
@@ -217,16 +241,68 @@ def test_fal_headers_are_stored_on_the_job(client: TestClient, store: JobStore) 
         "X-Fal-Request-Timeout": "12.5",
         "X-Fal-Store-IO": "0",
         "X-Fal-Object-Lifecycle-Preference": '{"expiration_duration_seconds": 600}',
+        "X-Fal-No-Retry": "1",
     }
     job = store.get(submit(client, headers=headers)["request_id"])
+    plain = store.get(submit(client)["request_id"])
 
-    assert job is not None
+    assert job is not None and plain is not None
+    assert job.no_retry is True and plain.no_retry is False
     assert job.priority is Priority.low
     assert job.store_io is False
     assert job.file_ttl_seconds == 600
     assert job.start_deadline is not None
     assert (job.start_deadline - job.created_at).total_seconds() == pytest.approx(12.5)
     assert job.base_url == "http://testserver"
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ('{"initial_acl": {"default": "forbid", "rules": [{"user": "u", "decision": "allow"}]}}', None),
+        ('{"expiration_duration_seconds": 60, "initial_acl": {"default": "hide"}}', 60),
+        ("{}", None),
+    ],
+)
+def test_a_lifecycle_preference_with_only_an_acl_is_accepted(
+    client: TestClient, store: JobStore, value: str, seconds: int | None
+) -> None:
+    # What @fal-ai/client sends for storageSettings: {initialAcl} alone, or with expiresIn: "never".
+    job = store.get(submit(client, headers={"X-Fal-Object-Lifecycle-Preference": value})["request_id"])
+
+    assert job is not None and job.file_ttl_seconds == seconds
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000/queue/fal-ai/pixverse/v5.5/text-to-video",  # the API itself
+        "http://localhost:5432/",
+        "http://2130706433/",
+        "http://0x7f.1/",
+        "http://0.0.0.0:8000/",
+        "http://[::1]:8000/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://10.0.0.1/",
+        "http://192.168.1.1/admin",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[fd00::1]/",
+        "http://internal.example/hook",  # a name that resolves to a private address
+        "http://nowhere.example/hook",  # a name that does not resolve
+        "http://example.com/a\r\nX-Injected: 1",
+        "https://example.com/" + "a" * 2048,
+    ],
+)
+def test_a_webhook_the_server_must_not_reach_is_a_422_and_queues_nothing(
+    client: TestClient, store: JobStore, dns: FakeDNS, url: str
+) -> None:
+    dns.set("internal.example", "10.20.30.40")
+
+    detail = detail_of(client.post(SUBMIT, json=SMALL, params={"fal_webhook": url}))
+
+    assert detail[0]["loc"] == ["query", "fal_webhook"]
+    assert detail[0]["msg"].startswith("Invalid webhook: ")
+    assert store.claim("w", 30) is None
 
 
 def test_a_webhook_must_be_an_http_url(client: TestClient, store: JobStore) -> None:

@@ -258,3 +258,24 @@ def test_wrong_method_on_a_queue_route_is_405_in_fal_shape(client: TestClient, m
 
     assert response.status_code == 405
     assert response.json()["error_type"] == "method_not_allowed"
+
+
+def test_a_key_past_its_queue_limit_gets_429_with_retry_after_and_others_do_not(tmp_path) -> None:
+    from framecast.api import create_app
+    from tests.api.conftest import KEY_A, KEY_B, auth, make_settings
+
+    settings = make_settings(
+        tmp_path, api_keys={"alice": "alice-secret", "bob": "bob-secret"}, max_queued_per_key=2
+    )
+    with TestClient(create_app(settings), base_url="http://testserver") as client:
+        for _ in range(2):
+            submit(client, headers=auth(KEY_A))
+        refused = client.post(SUBMIT, json={"prompt": "one more"}, headers=auth(KEY_A))
+        other = client.post(SUBMIT, json={"prompt": "bob's"}, headers=auth(KEY_B))
+
+    assert refused.status_code == 429
+    assert refused.headers["retry-after"] == "10"
+    assert refused.headers["x-fal-error-type"] == "queue_full"
+    assert refused.json()["error_type"] == "queue_full"
+    assert "already has 2 requests waiting" in refused.json()["detail"]
+    assert other.status_code == 200

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 from framecast.api.service import RequestService
 from framecast.api.stream import status_events
+from framecast.jobs.models import NewJob
 from framecast.jobs.store import JobStore
-from tests.api.conftest import SMALL, SUBMIT, Live, requests_path, submit
+from tests.api.conftest import SMALL, SUBMIT, Live, _serve, make_settings, requests_path, submit
+from tests.live_server import free_port
 
 
 def events(text: str) -> list[dict]:
@@ -90,3 +97,56 @@ def test_a_quiet_stream_sends_keepalive_comments(store: JobStore) -> None:
 
     assert frames[0].startswith("data: ")
     assert frames[1:] == [": keepalive\n\n", ": keepalive\n\n"]
+
+
+@pytest.fixture
+def two_streams(tmp_path: Path) -> Iterator[Live]:
+    """A live API (no worker) that allows two status streams at once."""
+    settings = make_settings(tmp_path, port=free_port(), api_keys={"alice": "alice-secret"}, max_streams=2)
+    yield from _serve(settings, with_worker=False)
+
+
+def test_past_the_stream_cap_a_stream_is_503_with_retry_after_and_a_closed_one_frees_its_slot(
+    two_streams: Live,
+) -> None:
+    live = two_streams
+    path = requests_path(live.client.post(SUBMIT, json=SMALL).json()["request_id"], "/status/stream")
+    with live.client.stream("GET", path) as first, live.client.stream("GET", path) as second:
+        assert (first.status_code, second.status_code) == (200, 200)
+        refused = live.client.get(path)
+
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "5"
+        assert refused.json() == {
+            "detail": "Too many open status streams (2); retry later or poll the status URL",
+            "error_type": "too_many_streams",
+        }
+    deadline = time.monotonic() + 5
+    while True:  # the server sees the two hang up within a poll or two
+        with live.client.stream("GET", path) as again:
+            if again.status_code == 200:
+                break
+        assert time.monotonic() < deadline, "the closed streams kept their slots"
+        time.sleep(0.1)
+
+
+def test_a_quiet_stream_polls_less_and_less_often(store: JobStore) -> None:
+    job = store.enqueue(NewJob(endpoint="e", input={"prompt": "x"}))
+    service = RequestService(store, sync_timeout_seconds=60)
+    statements: list[str] = []
+    event.listen(store._engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+
+    async def listen_for(seconds: float) -> None:
+        stream = status_events(service, job.id, False, "http://h", poll_seconds=0.05, keepalive_seconds=60)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(consume(stream), seconds)
+
+    asyncio.run(listen_for(1.0))
+
+    # A poll is one read. Every 0.05 s that would be 20 in the second; slowing down to 0.2 s, about 8.
+    assert 2 <= len([s for s in statements if s.startswith("SELECT")]) <= 10
+
+
+async def consume(stream: AsyncIterator[str]) -> None:
+    async for _ in stream:
+        pass

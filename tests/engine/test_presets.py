@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from framecast.engine.planning.frames import longest_on_rule
 from framecast.engine.presets import VARIANTS, all_presets, get_preset, pick_auto, resolve_preset
 from framecast.errors import ConfigError
 
@@ -50,6 +51,7 @@ def test_presets_follow_the_published_model_facts():
     assert {"wan2.2-ti2v-5b", "wan2.1-t2v-1.3b", "wan2.2-t2v-a14b", "ltx-2", "tiny-wan", "tiny-ltx2"} <= names
     for preset in all_presets():
         assert (preset.max_frames - 1) % preset.frame_step == 0
+        assert longest_on_rule(preset.max_frames, preset.frame_step, preset.frame_chunk) == preset.max_frames
         assert preset.native_width % preset.size_multiple == 0
         assert preset.native_height % preset.size_multiple == 0
         assert preset.tiny == (preset.repo_id == "")
@@ -100,6 +102,8 @@ def test_each_variant_preset_is_its_base_with_the_variants_weights_sampling_and_
             variant.tradeoff,
         )
         assert preset.guidance_scale_2 == (variant.guidance_scale_2 or base.guidance_scale_2)
+        assert preset.pipeline_class == (variant.pipeline_class or base.pipeline_class)
+        assert dict(preset.call_kwargs) == {**base.call_kwargs, **variant.call_kwargs}
         assert (preset.native_width, preset.fps, preset.max_frames) == (
             base.native_width,
             base.fps,
@@ -118,13 +122,15 @@ def test_the_ti2v_turbo_variant_is_fastwans_dmd_checkpoint_at_three_steps_withou
 def test_a_tiny_twin_keeps_everything_its_preset_plans_with_but_the_weights_and_the_native_size():
     kept = ("fps", "frame_step", "size_multiple", "max_frames", "extend", "steps", "guidance_scale")
     kept += ("guidance_scale_2", "flow_shift", "negative_prompt", "joint_audio", "variant", "call_kwargs")
+    kept += ("frame_chunk", "pipeline_class")
     for preset in (p for p in all_presets() if not p.tiny):
         twin = get_preset(f"tiny:{preset.name}")
         assert twin.name == f"tiny:{preset.name}" and twin.tiny and twin.repo_id == ""
         assert all(getattr(twin, field) == getattr(preset, field) for field in kept), preset.name
         assert twin.architecture == get_preset(preset.name).architecture
         assert twin.native_width % twin.size_multiple == 0 and twin.native_height % twin.size_multiple == 0
-        assert twin.native_pixels <= preset.native_pixels / 16  # at least 4x smaller a side
+        # at least 4x smaller a side, unless three size multiples a side (the floor) is more
+        assert twin.native_pixels <= max(preset.native_pixels / 16, (3 * preset.size_multiple) ** 2)
     assert get_preset("tiny:tiny-wan") is get_preset("tiny-wan")
     with pytest.raises(ConfigError, match="unknown model 'sora'"):
         get_preset("tiny:sora")

@@ -114,3 +114,28 @@ def test_several_processes_opening_a_new_database_at_once_migrate_it_once(databa
 
     assert errors == []
     assert versions_in(database_url) == [LATEST]
+
+
+def test_v4_counts_the_attempts_unfinished_jobs_had_used_as_crashes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'v3.db'}"
+    engine = connect(url)
+    migrate(engine, target=3)
+    with engine.begin() as conn:
+        for job_id, status, attempt in (
+            ("queued", "IN_QUEUE", 1),
+            ("running", "IN_PROGRESS", 2),
+            ("new", "IN_QUEUE", 0),
+        ):
+            conn.exec_driver_sql(
+                "INSERT INTO jobs (id, endpoint, owner, status, priority, attempt, cancel_requested, store_io, "
+                "base_url, created_at) VALUES (?, 'e', '', ?, 0, ?, 0, 1, '', '2026-01-01 00:00:00')",
+                (job_id, status, attempt),
+            )
+    engine.dispose()
+
+    store = JobStore.open(url)
+    try:
+        crashes = {job_id: store.get(job_id).crashes for job_id in ("queued", "running", "new")}  # type: ignore[union-attr]
+    finally:
+        store.close()
+    assert crashes == {"queued": 1, "running": 1, "new": 0}  # a running attempt is not over yet

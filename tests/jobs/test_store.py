@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import StatementError
 
-from framecast.errors import ConfigError
+from framecast.errors import ConfigError, QueueFull
 from framecast.jobs import CancelOutcome, JobStatus, JobStore, NewJob, Priority
 from framecast.jobs.database import utcnow
+from framecast.jobs.models import QueueLimits
+from framecast.jobs.store import NO_RETRY_MESSAGE
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -411,9 +413,9 @@ def test_a_retried_webhook_waits_until_its_next_attempt_time(store: JobStore) ->
 def test_expired_files_lists_only_files_past_their_expiry(store: JobStore) -> None:
     job = store.enqueue(new_job())
     now = utcnow()
-    store.record_file(job.id, "a/old.mp4", now - timedelta(seconds=1))
-    store.record_file(job.id, "b/new.mp4", now + timedelta(hours=1))
-    store.record_file(job.id, "c/kept.mp4", None)
+    store.record_file(job.id, 1, "a/old.mp4", now - timedelta(seconds=1))
+    store.record_file(job.id, 1, "b/new.mp4", now + timedelta(hours=1))
+    store.record_file(job.id, 1, "c/kept.mp4", None)
 
     assert store.expired_files(now) == ["a/old.mp4"]
     store.forget_file("a/old.mp4")
@@ -476,7 +478,7 @@ def test_retention_finds_and_deletes_only_finished_jobs_older_than_the_cutoff(st
         claimed = store.claim("w", 30)
         assert claimed is not None and claimed.id == job.id
         store.append_log(claimed.id, "rendered")
-        store.record_file(claimed.id, f"{claimed.id}/video.mp4", None)
+        store.record_file(claimed.id, claimed.attempt, f"{claimed.id}/video.mp4", None)
         store.complete(claimed.id, claimed.attempt, {"video": {"url": "u"}})
     waiting = store.enqueue(new_job("waiting"))
     cutoff = utcnow()
@@ -497,3 +499,118 @@ def test_retention_finds_and_deletes_only_finished_jobs_older_than_the_cutoff(st
     assert store.file_keys([old.id]) == []
     assert store.get(waiting.id) is not None and store.get(recent.id) is not None
     assert store.delete_jobs([]) == 0
+
+
+# -- fairness, quotas, crashes and X-Fal-No-Retry ----------------------------------------------------------
+
+
+def test_another_keys_first_job_is_claimed_next_behind_a_backlog_of_2000(
+    store: JobStore, database_url: str
+) -> None:
+    # 2000 on SQLite; on PostgreSQL, where each submit is a network round trip, 300 show the same rule in a tenth
+    # of the time (the claim order does not depend on the backlog's length).
+    size = 2000 if database_url.startswith("sqlite") else 300
+    backlog = [store.enqueue(new_job(f"a{i}", owner="alice")) for i in range(size)]
+    first = store.claim("w", 30)
+    assert first is not None and first.id == backlog[0].id
+    bobs = store.enqueue(new_job("bob's first", owner="bob"))
+
+    claimed = [store.claim("w", 30) for _ in range(2)]
+
+    # Alice's job of the current turn (earlier arrival) may go first; Bob's is next, not 1999 jobs later.
+    assert bobs.id in [job.id for job in claimed if job is not None]
+    assert store.queue_position(backlog[-1].id) == size - 3
+
+
+def test_keys_take_turns_and_a_requeued_job_goes_back_to_the_front(store: JobStore) -> None:
+    a = [store.enqueue(new_job(f"a{i}", owner="alice")) for i in range(3)]
+    b = [store.enqueue(new_job(f"b{i}", owner="bob")) for i in range(2)]
+    low = store.enqueue(new_job("low", owner="carol", priority=Priority.low))
+
+    order = []
+    while (job := store.claim("w", 30)) is not None:
+        order.append(job.id)
+        if job.id == b[0].id:  # its worker stops: handed back, it is next again
+            assert store.release(job.id, job.attempt)
+            assert store.claim("w", 30).id == b[0].id  # type: ignore[union-attr]
+
+    assert order == [a[0].id, b[0].id, a[1].id, b[1].id, a[2].id, low.id]
+
+
+def test_a_key_at_its_running_limit_waits_while_other_keys_run(database_url: str) -> None:
+    store = JobStore.open(database_url, limits=QueueLimits(max_running_per_key=1))
+    try:
+        a1, a2 = store.enqueue(new_job(owner="alice")), store.enqueue(new_job(owner="alice"))
+        b1 = store.enqueue(new_job(owner="bob"))
+
+        running = [store.claim("w", 30), store.claim("w", 30)]
+        assert [j.id for j in running if j] == [a1.id, b1.id]
+        assert store.claim("w", 30) is None  # a2 waits: alice already renders one
+        store.complete(a1.id, 1, {"video": "x"})
+        assert store.claim("w", 30).id == a2.id  # type: ignore[union-attr]
+    finally:
+        store.close()
+
+
+def test_queue_limits_refuse_a_submit_per_key_and_overall(database_url: str) -> None:
+    store = JobStore.open(database_url, limits=QueueLimits(max_queued_per_key=2, max_queued=3))
+    try:
+        store.enqueue(new_job(owner="alice"))
+        store.enqueue(new_job(owner="alice"))
+        with pytest.raises(QueueFull, match="already has 2 requests waiting") as per_key:
+            store.enqueue(new_job(owner="alice"))
+        store.enqueue(new_job(owner="bob"))  # another key still has room
+        with pytest.raises(QueueFull, match="queue is full"):
+            store.enqueue(new_job(owner="carol"))
+        store.claim("w", 30)  # a started job no longer counts against the queue
+        store.enqueue(new_job(owner="alice"))
+    finally:
+        store.close()
+    assert per_key.value.retry_after > 0
+
+
+def test_a_graceful_hand_back_uses_no_attempt_and_a_crash_does(store: JobStore) -> None:
+    job = store.enqueue(new_job())
+    for attempt in range(1, 6):  # five restarts of the worker: none counts against max_attempts (3)
+        claimed = store.claim("w", 30)
+        assert claimed is not None and claimed.attempt == attempt
+        assert store.release(job.id, attempt)
+    assert store.get(job.id).crashes == 0  # type: ignore[union-attr]
+
+    claimed = store.claim("w", 30)
+    expire_lease(store, job.id, 6)
+    assert store.reap() == 1
+
+    again = store.get(job.id)
+    assert again is not None and again.status is JobStatus.IN_QUEUE
+    assert (again.attempt, again.crashes) == (6, 1)
+
+
+def test_a_no_retry_job_whose_worker_died_fails_instead_of_running_again(store: JobStore) -> None:
+    job = store.enqueue(new_job(no_retry=True))
+    claimed = store.claim("w", 30)
+    assert claimed is not None and claimed.no_retry
+    expire_lease(store, job.id, claimed.attempt)
+
+    assert store.reap() == 1
+
+    failed = store.get(job.id)
+    assert failed is not None and failed.status is JobStatus.COMPLETED
+    assert failed.error == NO_RETRY_MESSAGE
+    assert (failed.error_type, failed.error_status) == ("worker_lost", 500)
+    assert store.claim("w", 30) is None
+
+
+def test_a_file_is_an_orphan_once_its_attempt_ended_without_completing(store: JobStore) -> None:
+    crashed, completed = store.enqueue(new_job("crashed")), store.enqueue(new_job("completed"))
+    first = store.claim("w", 30)
+    store.record_file(crashed.id, 1, "k/crashed-a1.mp4", None)
+    second = store.claim("w", 30)
+    store.record_file(completed.id, 1, "k/completed-a1.mp4", None)
+    assert first and second and store.orphan_files() == []  # both attempts still running
+
+    store.complete(completed.id, 1, {"video": "x"})
+    expire_lease(store, crashed.id, 1)
+    store.reap()
+
+    assert store.orphan_files() == ["k/crashed-a1.mp4"]

@@ -10,6 +10,7 @@ way its authors' docs show (``generate``). A family overrides what its line does
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,10 +70,13 @@ class Steps:
         return Steps(self.ctx, self.done + steps, self.total)
 
     def callback_on_step_end(self) -> Callable[..., dict[str, Any]]:
-        """A diffusers ``callback_on_step_end`` that reports each step."""
+        """A diffusers ``callback_on_step_end`` that reports each step. It counts its calls rather than trusting
+        the pipeline's step index, which starts again at 0 in a pipeline with several loops (one per chunk of
+        an autoregressive model, one per stage of a pyramid)."""
+        calls = itertools.count()
 
         def on_step_end(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-            self(step)
+            self(next(calls))
             return tensors
 
         return on_step_end
@@ -110,6 +114,8 @@ class Family:
     blocks: ClassVar[str] = "transformer_blocks"
     # Attribute names of the denoisers on the pipeline, in the order the pipeline uses them.
     expert_names: ClassVar[tuple[str, ...]] = ("transformer",)
+    # Whether the denoisers' attention always takes a padding mask (``Modules.masked_attention``).
+    masked_attention: ClassVar[bool] = False
 
     def __init__(self, preset: Preset, variant: Variant | None = None) -> None:
         self.preset = preset
@@ -183,6 +189,7 @@ class Family:
             heads=int(config.num_attention_heads),
             head_dim=int(config.attention_head_dim),
             load_lora=self.load_lora_file,
+            masked_attention=self.masked_attention,
         )
 
     def load_lora_file(self, source: str, weight_name: str | None, adapter_name: str, expert: int) -> None:
@@ -202,6 +209,11 @@ class Family:
         self.pipe.set_adapters(names, scales)
 
     # 3. Rendering
+    def denoising_steps(self, plan: RenderPlan) -> int:
+        """Denoising steps in one segment of ``plan``: what progress counts to (a chunked model runs its steps
+        once per chunk)."""
+        return plan.steps
+
     def call_kwargs(self, plan: RenderPlan, steps: Steps | None, segment: int = 0) -> dict[str, Any]:
         """The pipeline's arguments for ``plan``, as its authors' docs call it; ``segment`` seeds a chained
         segment."""

@@ -9,7 +9,8 @@ few, because planning keeps the model's native pixel count:
 - frames: single clips always generate the model's longest clip (every PixVerse duration reaches it), but
   multi-clip shots are any length. With compile on, a shot's frame count is rounded up to one of
   ``PARTS`` buckets (a quarter, half, three quarters or all of the longest clip), and the extra frames are cut
-  off again: up to a quarter more compute for that shot instead of a stall.
+  off again: up to a quarter more compute for that shot instead of a stall. A chunked model
+  (``Preset.frame_chunk``) denoises one chunk shape at every length, so it needs no frame buckets.
 
 ``warmup_shapes`` lists the (width, height, frames) a worker compiles at start: ``default`` (the default
 request's: 720p 16:9), ``all`` (every size and bucket) or a list of aspect ratios (``16:9,9:16``: their sizes).
@@ -34,16 +35,22 @@ WARMUP_CHOICES = ("default", "all")
 
 
 def frame_buckets(preset: Preset) -> tuple[int, ...]:
-    """Frame counts a compiled preset generates: fractions 1/PARTS .. 1 of its longest clip, on its frame rule."""
-    longest = longest_on_rule(preset.max_frames, preset.frame_step)
-    buckets = {on_rule(1 + (longest - 1) * part / PARTS, preset.frame_step) for part in range(1, PARTS + 1)}
+    """Frame counts a compiled preset generates: fractions 1/PARTS .. 1 of its longest clip, on its frame rule.
+    A chunked model denoises the same chunk shape whatever the clip's length, so its one bucket is any length
+    (named by its longest)."""
+    step, chunk = preset.frame_step, preset.frame_chunk
+    longest = longest_on_rule(preset.max_frames, step, chunk)
+    if chunk:
+        return (longest,)
+    buckets = {on_rule(1 + (longest - 1) * part / PARTS, step) for part in range(1, PARTS + 1)}
     return tuple(sorted(buckets))
 
 
 def bucketed(plan: RenderPlan, preset: Preset) -> RenderPlan:
     """``plan`` generating the smallest bucket of frames that holds its own; the output frames do not change
-    (a "trim" plan keeps its first ``plan.frames``). Chained and stretched plans already use the longest clip."""
-    if plan.temporal != "trim":
+    (a "trim" plan keeps its first ``plan.frames``). Chained and stretched plans already use the longest clip,
+    and a chunked model's plan already has the one shape it compiles to."""
+    if plan.temporal != "trim" or preset.frame_chunk:
         return plan
     gen_frames = next(f for f in frame_buckets(preset) if f >= plan.gen_frames)
     return dataclasses.replace(plan, gen_frames=gen_frames)

@@ -8,14 +8,16 @@ Decisions:
   within a few percent of it that maps to the output by a crop alone (the 5B's 720p: 1280x736); smaller tiers
   are downscaled from it (best quality); an output above it (1080p, and the 1.3B's 540p and 720p) runs the
   learned upscaler stage at the smallest scale that covers it, or bicubic when its weights are missing.
-- Generation frames: the smallest count of the preset's rule (``frame_step * k + 1``) that covers the
-  output; the extra frames at the end are dropped. A duration longer than the preset's ``max_frames`` is
-  never made shorter; per preset (``Preset.extend``) it is either
+- Generation frames: the smallest count of the preset's rule (``frame_step * k + 1``, or for a chunked model
+  whole chunks cut to it: frames.py) that covers the output; the extra frames at the end are dropped. A
+  duration longer than the preset's ``max_frames`` is never made shorter; per preset (``Preset.extend``) it is
+  either
   "chain": segments of ``max_frames``, each an image-to-video continuation of the previous segment's last
   frame (Wan2.2-TI2V-5B: 8 s and 10 s are two segments), or
   "stretch": one segment of ``max_frames`` spread over the duration (frames blended, motion slowed by
   ``frames / max_frames``: Wan2.1-1.3B and Wan2.2-A14B at 8 s / 10 s, x1.6 / x2.0).
-  LTX-2 covers 10 s in one pass.
+  LTX-2 covers 10 s in one pass; Helios generates 33-frame chunks, each conditioned on the ones before, up
+  to a minute.
 """
 
 from __future__ import annotations
@@ -145,10 +147,10 @@ def make_plan(
 
 def generation_frames(preset: Preset, frames: int) -> tuple[int, str]:
     """Frames to generate per pass for ``frames`` output frames, and how they map (``RenderPlan.temporal``)."""
-    needed = on_rule(frames, preset.frame_step)
+    needed = on_rule(frames, preset.frame_step, preset.frame_chunk)
     if needed <= preset.max_frames:
         return needed, "trim"
-    return longest_on_rule(preset.max_frames, preset.frame_step), preset.extend
+    return longest_on_rule(preset.max_frames, preset.frame_step, preset.frame_chunk), preset.extend
 
 
 def draw_seed(rng_seed: int | None = None) -> int:

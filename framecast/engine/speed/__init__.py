@@ -41,6 +41,9 @@ class Modules:
     # load_lora(source, weight_name, adapter_name, expert): one LoRA file into one expert (diffusers' loader
     # names the second expert with a keyword only some pipelines have; the family knows which).
     load_lora: Callable[[str, str | None, str, int], None]
+    # Whether the experts' attention always takes a padding mask (text padded to a fixed length), so that a
+    # backend must accept one (the attention probe tests with one).
+    masked_attention: bool = False
 
 
 @dataclass(frozen=True)

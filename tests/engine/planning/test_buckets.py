@@ -36,6 +36,13 @@ def test_a_shot_generates_the_smallest_bucket_that_holds_it_and_other_plans_are_
     assert buckets.bucketed(chained, preset) == chained
 
 
+def test_a_chunked_model_has_one_frame_bucket_and_its_plans_are_left_alone():
+    preset = get_preset("helios-14b")  # one chunk shape whatever the clip's length
+    assert buckets.frame_buckets(preset) == (1449,)
+    plan = make_plan(TextToVideoInput(prompt="a fox", duration="8"), preset)
+    assert plan.gen_frames == 197 and buckets.bucketed(plan, preset) == plan
+
+
 def test_warmup_shapes_cover_the_default_every_size_or_the_named_aspects_sizes():
     preset = get_preset("wan2.2-ti2v-5b")
     assert buckets.warmup_shapes(preset, "default") == [(1280, 736, 121)]  # 720p: crops to 1280x720

@@ -78,6 +78,7 @@ def test_durations_beyond_the_model_are_chained_or_stretched_never_shortened():
     assert generation_frames(get_preset("wan2.2-ti2v-5b"), 240) == (121, "chain")
     assert generation_frames(get_preset("wan2.1-t2v-1.3b"), 160) == (81, "stretch")
     assert generation_frames(get_preset("ltx-2"), 240) == (241, "trim")
+    assert generation_frames(get_preset("helios-14b"), 240) == (261, "trim")  # 8 chunks of 33, cut to 4k + 1
     ten = make_plan(request(duration="10"), get_preset("wan2.2-ti2v-5b"))
     assert (ten.frames, ten.gen_frames, ten.segments) == (240, 121, 2)  # 121 + 120 = 241 frames
 

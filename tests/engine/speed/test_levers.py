@@ -38,8 +38,18 @@ def test_probe_on_cpu_rejects_gpu_only_backends_and_keeps_native():
     probes = {p.name: p for p in attention.probe_attention_backends(CPU, torch.float32)}
     assert set(probes) == set(attention.ATTENTION_CANDIDATES)
     assert probes["native"].ok and probes["native"].rel_err < 1e-5
-    for name in ("_native_cudnn", "_flash_3", "flash"):
+    for name in ("_native_cudnn", "_flash_3", "flash", "_flash_varlen_3", "flash_varlen"):
         assert not probes[name].ok and probes[name].detail
+
+
+def test_a_masked_probe_refuses_the_backends_that_take_no_mask():
+    # PyTorch's flash kernel runs on this CPU without a mask and refuses one, as a masked model's blocks pass.
+    plain = {p.name: p for p in attention.probe_attention_backends(CPU, torch.float32)}
+    masked = {p.name: p for p in attention.probe_attention_backends(CPU, torch.float32, masked=True)}
+    assert plain["_native_flash"].ok
+    assert not masked["_native_flash"].ok and "attn_mask" in masked["_native_flash"].detail
+    assert masked["native"].ok and masked["native"].rel_err < 1e-5
+    assert attention.pick_attention_backend(masked.values()) == "native"
 
 
 def test_fastest_working_backend_is_set_and_computes_the_same_output():

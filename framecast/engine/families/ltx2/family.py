@@ -16,6 +16,9 @@ class Ltx2Family(Family):
     keywords = ("ltx",)
     levers = frozenset({"attention", "compile", "fp8"})
     blocks = "transformer_blocks"
+    # Its text connectors and cross-attention pass padding masks, and diffusers' backend choice is process-wide:
+    # the attention probe must refuse kernels that take no mask (native flash).
+    masked_attention = True
 
     def tiny(self) -> Any:
         return build.tiny()
