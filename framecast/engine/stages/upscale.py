@@ -8,9 +8,10 @@ It takes frames from any model. It is called as its authors' docs call it,
 (``lq_noise_scale=0.7``, ``min_overlap=0.2``) are the checkpoint's own ``sr_params``.
 
 - Length: "5s" in the name is the clip the model is trained and published for, 121 frames (5 s at 24 fps).
-  A longer clip is upscaled in windows of at most ``MAX_FRAMES`` frames, evenly spread, neighbours sharing at
-  least ``OVERLAP`` frames, cross-faded linearly where they overlap.
+  A longer clip is upscaled in the fewest windows of at most ``MAX_FRAMES`` frames that cover it, of one length,
+  neighbours sharing at least ``OVERLAP`` frames, cross-faded linearly where they overlap.
 - Frames: the pipeline takes ``1 + 4k`` frames; a clip is padded with its last frame, and cut back afterwards.
+  A 16 fps clip goes in as it is: its authors resample to the 24 fps they trained at, which would blend frames.
 - Memory: its attention always runs PyTorch's flex attention; uncompiled, that materialises the whole
   attention matrix of a tile, which does not fit at video sizes, so on CUDA the transformer's blocks are compiled
   (as its authors do). The pipeline encodes a whole window and blends into a full-size canvas on the device.
@@ -134,15 +135,24 @@ class Upscaler:
 
 
 def frame_windows(frames: int, longest: int, overlap: int, step: int) -> list[tuple[int, int]]:
-    """``(start, end)`` windows of ``1 + step * k`` frames covering ``frames`` (itself ``1 + step * k``):
-    one when it fits in ``longest``, else the fewest of the longest such length, evenly spread on ``step``,
-    with neighbours sharing at least ``overlap`` frames."""
-    length = (longest - 1) // step * step + 1
-    if frames <= length:
+    """``(start, end)`` windows covering ``frames`` (itself ``1 + step * k``): one when it fits in ``longest``,
+    else the fewest that do, all of one length on the frame rule (as short as they can be: the pipeline's cost
+    grows with every frame it is given), starts on ``step``, neighbours sharing at least ``overlap`` frames."""
+    longest = (longest - 1) // step * step + 1
+    if frames <= longest:
         return [(0, frames)]
+    count = math.ceil((frames - overlap) / (longest - overlap))
+    while True:
+        length = on_rule((frames + (count - 1) * overlap) / count, step)
+        # Starts on the step can sit one step further apart than exact ones: lengthen, or add a window.
+        while (
+            length <= longest and math.ceil((frames - length) / step / (count - 1)) * step > length - overlap
+        ):
+            length += step
+        if length <= longest:
+            break
+        count += 1
     span = (frames - length) // step
-    stride = max(1, (length - overlap) // step)
-    count = math.ceil(span / stride) + 1
     starts = [round(index * span / (count - 1)) * step for index in range(count)]
     return [(start, start + length) for start in starts]
 

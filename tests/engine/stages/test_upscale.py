@@ -74,16 +74,21 @@ def test_the_stage_is_deterministic_per_seed(stage):
     assert not torch.allclose(first, other)
 
 
-def test_windows_cover_a_long_clip_with_the_longest_count_on_the_rule_and_enough_overlap():
+def test_windows_are_the_fewest_shortest_on_the_rule_that_cover_a_long_clip_with_enough_overlap():
     assert frame_windows(121, 121, 8, 4) == [(0, 121)]
     assert frame_windows(81, 121, 8, 4) == [(0, 81)]
-    assert frame_windows(193, 121, 8, 4) == [(0, 121), (72, 193)]  # 8 s at 24 fps
-    assert frame_windows(241, 121, 8, 4) == [(0, 121), (60, 181), (120, 241)]  # 10 s at 24 fps
-    for frames in range(125, 400, 4):
+    assert frame_windows(129, 121, 8, 4) == [(0, 69), (60, 129)]  # Helios's 5 s: not two of 121
+    assert frame_windows(193, 121, 8, 4) == [(0, 101), (92, 193)]  # 8 s at 24 fps
+    assert frame_windows(241, 121, 8, 4) == [(0, 89), (76, 165), (152, 241)]  # 10 s at 24 fps
+    for frames in range(125, 800, 4):
         windows = frame_windows(frames, 121, 8, 4)
-        assert windows[0][0] == 0 and windows[-1][1] == frames
-        assert all(end - start == 121 and start % 4 == 0 for start, end in windows)
+        lengths = {end - start for start, end in windows}
+        assert windows[0][0] == 0 and windows[-1][1] == frames and len(lengths) == 1
+        (length,) = lengths
+        assert length <= 121 and (length - 1) % 4 == 0 and all(start % 4 == 0 for start, _ in windows)
         assert all(b[0] <= a[1] - 8 for a, b in zip(windows, windows[1:], strict=False))
+        # at most one more than windows of 121 with starts anywhere would need (starts are on the step)
+        assert len(windows) <= -(-(frames - 8) // (121 - 8)) + 1
 
 
 def test_neighbouring_windows_cross_fade_to_a_total_weight_of_one():
