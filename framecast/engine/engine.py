@@ -3,8 +3,8 @@
 It loads (weights folder or tiny model, the variant's levers, the memory mode, the settings' levers), plans
 (creative stages, shots, compile buckets, the upscaler on offer), generates each shot through the family (chaining
 segments from their last frame when the plan says so), runs the upscaler stage when the plan names it, adds the
-soundtrack and encodes the MP4. Everything that differs between model
-lines is behind the ``Family`` interface (families/); the speed levers are functions of speed/.
+soundtrack and encodes the MP4. Everything that differs between model lines is behind the ``Family`` interface
+(families/); the speed levers are functions of speed/, the stages of stages/.
 """
 
 from __future__ import annotations
