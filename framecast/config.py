@@ -86,6 +86,9 @@ class Settings:
     # Wan's VAE: float32 (its authors' choice, the default) or bfloat16 (opt-in: ~1.5x faster decode measured on
     # an H200, channels-last on top; the pixels change slightly).
     vae_dtype: str = "float32"
+    # Clips longer than a model's longest: native (its real-motion method: windows, chaining or shots) or stretch
+    # (opt-in, for speed: one clip spread over the duration, motion slowed and frames blended).
+    long_clips: str = "native"
     lease_seconds: float = 30.0
     heartbeat_seconds: float = 5.0
     max_attempts: int = 3

@@ -40,6 +40,7 @@ def engine_options(settings: Settings) -> EngineOptions:
         compile=settings.compile,
         compile_warmup=settings.compile_warmup,
         fp8=settings.fp8,
+        long_clips=settings.long_clips,
         data_dir=settings.data_dir,
         style_loras=settings.style_loras,
         prompt_llm=settings.prompt_llm,

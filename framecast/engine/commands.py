@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def models_list(options: EngineOptions) -> str:
         else:
             size = f"{preset.size_gb:.0f} GB"
             folder = weights.cached_folder(preset)
-            present = "present" if folder is not None and not weights.problems(folder) else "missing"
+            present = "present" if folder is not None and not weights.problems(folder, preset) else "missing"
             if options.model_path and options.model == preset.name:
                 present = f"FRAMECAST_MODEL_PATH={options.model_path}"
         rows.append((preset.name, size, present, preset.licence))
@@ -103,7 +104,7 @@ def models_verify(options: EngineOptions, name: str) -> str:
         folder = weights.cached_folder(preset)
     if folder is None:
         raise ModelUnavailableError(weights.missing_sentence(preset))
-    missing = weights.problems(folder)
+    missing = weights.problems(folder, preset)
     if missing:
         raise ModelUnavailableError(
             f"The weights of model {name} in {folder} are incomplete (missing {', '.join(missing[:5])}): "
@@ -138,6 +139,17 @@ class ProgressContext:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def plan(engine: Engine, request: TextToVideoInput) -> dict:
+    """What ``engine`` would render for ``request`` (``planning.summary``), without loading its model; the
+    creative stages' log lines go to the terminal's standard error."""
+    from framecast.engine.planning import summary
+
+    plan_of = getattr(engine, "plan", None)
+    if plan_of is None:
+        raise ModelUnavailableError(f"the {engine.name} engine does not plan: it renders without a model")
+    return summary(plan_of(request, lambda line: print(line, file=sys.stderr)), engine.preset)  # type: ignore[attr-defined]
 
 
 def generate(engine: Engine, request: TextToVideoInput, out: Path) -> RenderResult:

@@ -12,9 +12,11 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import itertools
+import json
 import logging
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +24,7 @@ import torch
 
 from framecast.engine import weights
 from framecast.engine.base import RenderContext, RenderResult
+from framecast.engine.continuity import drift, match_colour, same_picture
 from framecast.engine.creative import Creative, joint_soundtrack
 from framecast.engine.encode import encode_mp4
 from framecast.engine.families import get_family
@@ -30,7 +33,14 @@ from framecast.engine.frames import output_frames
 from framecast.engine.loading import model_dtype, pick_device, pick_offload, place
 from framecast.engine.options import EngineOptions
 from framecast.engine.planning import buckets
-from framecast.engine.planning.plan import PlanStage, RenderPlan, make_plan, shot_plans, shots_output
+from framecast.engine.planning.plan import (
+    PlanStage,
+    RenderPlan,
+    make_plan,
+    shot_plans,
+    shots_output,
+    summary,
+)
 from framecast.engine.planning.upscale import UpscalerSpec
 from framecast.engine.presets import TINY_PREFIX, VARIANTS, Preset
 from framecast.engine.speed import lever
@@ -60,10 +70,7 @@ class DiffusersEngine:
         self.name = preset.name
         self.variant = VARIANTS.get(preset.variant)
         self.model: Family = get_family(preset.family)(preset, self.variant)
-        if preset.extend == "chain" and not self.model.continues:
-            raise ConfigError(
-                f"{preset.name} chains long clips, which the {self.model.name} family cannot do"
-            )
+        check_long_clips(preset, self.model)
         self.device = "cpu"
         self.offload = "none"
         self.creative: Creative | None = None  # thinking_type, shots, style (LoRA), audio stage
@@ -93,7 +100,8 @@ class DiffusersEngine:
         place(self.pipe, self.device, self.offload)
         # 4. The settings' levers
         self._setting_levers()
-        self.creative = Creative(self.options, self.preset, self.device)
+        if self.creative is None:
+            self.creative = Creative(self.options, self.preset, self.device)
         logger.info(
             "loaded %s on %s (offload %s) in %.1f s",
             self.name,
@@ -123,7 +131,9 @@ class DiffusersEngine:
             )
         if variant.lora_files:
             repo, files = variant.lora_repo, variant.lora_files
-            if self.preset.name.startswith(TINY_PREFIX):  # a tiny twin: random LoRAs of its tiny experts
+            # A tiny twin of a LoRA variant cannot take the real files (made for the full-size model): random
+            # LoRAs of its experts stand in, unless the variant names LoRAs on this machine, made for it.
+            if self.preset.name.startswith(TINY_PREFIX) and not Path(repo).is_dir():
                 repo, files = self.model.tiny_loras(len(files))
             self._apply("step_distillation", DistillOptions(variant.name, repo, files))
         if variant.first_block_cache is not None:
@@ -183,17 +193,29 @@ class DiffusersEngine:
         logger.info("compiled %s's transformer blocks; warm-up (s per shape): %s", self.name, seconds)
         return seconds
 
-    # Rendering
+    # Planning and rendering
+    def plan(self, request: TextToVideoInput, log: Any) -> RenderPlan:
+        """The render plan of ``request``, without loading the model: the creative stages (thinking_type,
+        multi-clip, style) shape it, logging to ``log``; the upscaler the engine offers sets how it reaches
+        the output size (and a bicubic upscale says why in ``log``)."""
+        if self.creative is None:  # planning alone (framecast plan) needs no model, only the creative stages
+            self.creative = Creative(self.options, self.preset, pick_device(self.options.device))
+        stages = (*self.stages, *self.creative.stages(log))
+        stretch = self.options.long_clips == "stretch"
+        spec, absent = self.upscaler_offer()
+        plan = make_plan(
+            request, self.preset, stages=stages, separate_audio=True, stretch=stretch, upscaler=spec
+        )
+        if plan.upscaler == "bicubic":
+            log(bicubic_line(plan, spec, absent))
+        return plan
+
     def render(self, request: TextToVideoInput, ctx: RenderContext, out_path: Any) -> RenderResult:
-        # Creative hook: thinking_type, multi-clip and style shape the plan, logging to the job; the style's
-        # LoRA (if configured) is swapped in; presets without joint audio get the audio stage.
+        # The plan (also in the job's log), the style's LoRA (if configured) swapped in, then the render.
         self.load()
         assert self.creative is not None
-        stages = (*self.stages, *self.creative.stages(ctx.log))
-        spec, absent = self.upscaler_offer()
-        plan = make_plan(request, self.preset, stages=stages, separate_audio=True, upscaler=spec)
-        if plan.upscaler == "bicubic":
-            ctx.log(bicubic_line(plan, spec, absent))
+        plan = self.plan(request, ctx.log)
+        ctx.log(f"plan: {json.dumps(summary(plan, self.preset))}")
         self.creative.style_loras.activate(self.model, request.style)
         return self.render_plan(plan, ctx, out_path)
 
@@ -248,17 +270,28 @@ class DiffusersEngine:
         self.load()  # a no-op when warm
         if len(plan.shots) != 1:
             raise NotImplementedError("multi-shot plans are split by planning.shot_plans first")
+        if plan.temporal == "shots":
+            raise NotImplementedError("a long clip made of shots is split by the creative shots stage first")
         ctx.log(describe(plan))
         stop_if_asked(ctx)
         steps = Steps(ctx, steps_done, steps_total or self._steps(plan))
         with torch.inference_mode():
             clip = self.model.generate(plan, steps)
             video = clip.video
-            # "chain": each further segment starts from the last frame so far; its first frame repeats it.
+            # "chain": each further segment starts from the last frame so far (its first frame repeats it), its
+            # colours matched to that frame so that they do not drift from segment to segment.
             for segment in range(1, plan.segments):
                 steps = steps.then(self.model.denoising_steps(plan))
-                more = self.model.continue_clip(video[-1], plan, segment, steps)
-                video = torch.cat([video, more[1:].to(video.device)])
+                more = self.model.continue_clip(video[-1], plan, segment, steps).to(video.device)
+                if same_picture(more[0], video[-1]):
+                    more = match_colour(more, video[-1])
+                else:
+                    ctx.log(
+                        f"segment {segment + 1}: not colour-matched, its first frame is not the frame it continues"
+                    )
+                video = torch.cat([video, more[1:]])
+        if plan.segments > 1 or plan.temporal == "window":
+            ctx.log(f"continuity: {drift(video, plan.fps).line()}")
         return dataclasses.replace(clip, video=video)
 
     def upscaler_offer(self) -> tuple[UpscalerSpec | None, str]:
@@ -303,6 +336,23 @@ class DiffusersEngine:
         return None, None
 
 
+LONG_CLIP_METHODS = ("chain", "window", "shots", "stretch")
+
+
+def check_long_clips(preset: Preset, model: Family) -> None:
+    """A preset's long-clip method must be one its family can run: chaining needs a continuation, windows need
+    the family's own loop; shots and (opt-in) stretch work on every family."""
+    method = preset.extend
+    if method not in LONG_CLIP_METHODS:
+        raise ConfigError(
+            f"{preset.name}: unknown long-clip method {method!r} ({', '.join(LONG_CLIP_METHODS)})"
+        )
+    if (method == "chain" and not model.continues) or (method == "window" and not model.windows):
+        raise ConfigError(
+            f"{preset.name} makes long clips by {method!r}, which the {model.name} family cannot do"
+        )
+
+
 def describe(plan: RenderPlan) -> str:
     line = (
         f"{plan.preset}: {plan.gen_width}x{plan.gen_height}, {plan.gen_frames} frames, {plan.steps} steps, "
@@ -313,6 +363,17 @@ def describe(plan: RenderPlan) -> str:
         line += f"; longer than the model's {plan.gen_frames} frames: motion slowed x{slowed:.2f}"
     elif plan.temporal == "chain":
         line += f"; {plan.segments} segments, each continuing from the last frame of the one before"
+    elif plan.temporal == "window":
+        starts = ", ".join(str(s) for s in plan.windows)
+        line += (
+            f"; longer than the model's {plan.window_frames} frames: {len(plan.windows)} overlapping windows "
+            f"(from frames {starts}) denoised together, blended in latent space"
+        )
+    if plan.refine_steps:
+        line += (
+            f"; two stages: {plan.gen_width // 2}x{plan.gen_height // 2}, a learned x2 latent upsample, then "
+            f"{plan.refine_steps} refining steps"
+        )
     if plan.guidance_scale <= 1.0:
         line += "; no CFG (a distilled variant), so the negative prompt has no effect"
     if plan.upscaler not in ("none", "bicubic"):

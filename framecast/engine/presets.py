@@ -16,14 +16,31 @@ from framecast.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
+# Wan's authors' default negative prompt, in the English their README's diffusers example gives for it (Wan2.1
+# README, "Running with Diffusers"; the Chinese original is wan/configs/shared_config.py's sample_neg_prompt).
 WAN_NEGATIVE = (
-    "bright tones, overexposed, static, blurred details, subtitles, worst quality, low quality, "
-    "JPEG compression artifacts, ugly, deformed, extra fingers, poorly drawn hands, poorly drawn faces, "
-    "fused fingers, still picture, messy background, walking backwards"
+    "Bright tones, overexposed, static, blurred details, subtitles, style, works, paintings, images, static, "
+    "overall gray, worst quality, low quality, JPEG compression residue, ugly, incomplete, extra fingers, "
+    "poorly drawn hands, poorly drawn faces, deformed, disfigured, misshapen limbs, fused fingers, still picture, "
+    "messy background, three legs, many people in the background, walking backwards"
 )
+WAN_STYLE_TERMS = ("style", "works", "paintings", "images")
+# LTX-2's authors' default negative prompt, in full (Lightricks/LTX-2 at 400fd31,
+# packages/ltx-pipelines/src/ltx_pipelines/utils/constants.py DEFAULT_NEGATIVE_PROMPT). diffusers' copy
+# (pipelines/ltx2/utils.py, pinned to upstream ae855f8) lacks the five leading caption tags.
 LTX_NEGATIVE = (
-    "worst quality, inconsistent motion, blurry, jittery, distorted, watermark, text, subtitles, "
-    "low quality, static, deformed"
+    "has_subtitles, has_blurbox, transition from black, transition to black, speech_ending_short, "
+    "blurry, out of focus, overexposed, underexposed, low contrast, washed out colors, excessive noise, "
+    "grainy texture, poor lighting, flickering, motion blur, distorted proportions, unnatural skin tones, "
+    "deformed facial features, asymmetrical face, missing facial features, extra limbs, disfigured hands, "
+    "wrong hand count, artifacts around text, inconsistent perspective, camera shake, incorrect depth of "
+    "field, background too sharp, background clutter, distracting reflections, harsh shadows, inconsistent "
+    "lighting direction, color banding, cartoonish rendering, 3D CGI look, unrealistic materials, uncanny "
+    "valley effect, incorrect ethnicity, wrong gender, exaggerated expressions, wrong gaze direction, "
+    "mismatched lip sync, silent or muted audio, distorted voice, robotic voice, echo, background noise, "
+    "off-sync audio, incorrect dialogue, added dialogue, repetitive speech, jittery movement, awkward "
+    "pauses, incorrect timing, unnatural transitions, inconsistent framing, tilted camera, flat lighting, "
+    "inconsistent tone, cinematic oversaturation, stylized filters, or AI artifacts."
 )
 # The Helios authors' default negative prompt (infer_helios.py --negative_prompt; the diffusers Helios docs use it
 # in every example): the English of the default of Wan, the model Helios is fine-tuned from.
@@ -33,6 +50,24 @@ HELIOS_NEGATIVE = (
     "poorly drawn hands, poorly drawn faces, deformed, disfigured, misshapen limbs, fused fingers, still picture, "
     "messy background, three legs, many people in the background, walking backwards"
 )
+# The terms of LTX_NEGATIVE that ask for a photographic look: a requested ``style`` (anime, 3D animation, clay,
+# comic) is exactly such a look, so with one set they are dropped rather than left to fight it.
+LTX_STYLE_TERMS = ("cartoonish rendering", "3D CGI look", "unrealistic materials", "stylized filters")
+
+
+@dataclass(frozen=True)
+class TwoStage:
+    """A second, refining stage after a learned x2 latent upsample (LTX-2's authors' pipeline): stage 1
+    denoises at half the generation size, the family's latent upsampler (the weights' ``latent_upsampler/``)
+    doubles its latents, and stage 2 re-noises them and refines for ``steps`` steps at the full size.
+
+    ``lora`` is a file at the weights' root that stage 2 of full (dev) weights runs with: their distilled
+    LoRA, as the refine is a distilled schedule. Distilled weights refine as they are (the diffusers docs: "No
+    stage 2 LoRA is involved, since the transformer is already distilled").
+    """
+
+    steps: int
+    lora: str = ""
 
 
 @dataclass(frozen=True)
@@ -59,9 +94,14 @@ class Preset:
     flow_shift: float | None = None  # None: the scheduler config of the weights
     guidance_scale_2: float | None = None  # the low-noise expert of Wan2.2 A14B
     joint_audio: bool = False  # the pipeline renders an audio track with the video
-    # Clips longer than max_frames: "stretch" (resample in time) or "chain" (each segment an image-to-video
-    # continuation of the previous one's last frame; needs a model that takes a first frame, as TI2V does).
-    extend: str = "stretch"
+    # Terms of ``negative_prompt`` that name a look or medium ("style", "paintings"): dropped when a request asks
+    # for a style, because they would fight it (creative/styles.py).
+    style_terms: tuple[str, ...] = ()
+    # Clips longer than max_frames (planning/plan.py): "window" (overlapping windows denoised together; the
+    # family's own loop), "chain" (image-to-video continuations from the last frame; a model that takes a first
+    # frame, as TI2V does) or "shots" (shots of one subject, joined by cuts; any family). Never "stretch": that
+    # is the operator's opt-in for speed (FRAMECAST_LONG_CLIPS=stretch).
+    extend: str = "shots"
     tiny: bool = False  # random weights built in code by its family; output is noise
     # The published architecture its family builds the tiny model of (a name in families/<family>/configs/);
     # "" for a real preset: its own name.
@@ -75,6 +115,10 @@ class Preset:
     # Frames a chunked (autoregressive) model generates per chunk, its total then cut to the frame rule
     # (planning/frames.py); 0 for a model that generates the whole clip in one pass.
     frame_chunk: int = 0
+    # Two-stage generation (``TwoStage``); None: one pass at the generation size.
+    two_stage: TwoStage | None = None
+    # Components loaded from another folder of the weights than their own name (LTX-2.5's full DiT).
+    component_folders: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def native_pixels(self) -> int:
@@ -158,17 +202,20 @@ register(
         pipeline_class="WanPipeline",
         repo_id="Wan-AI/Wan2.2-TI2V-5B-Diffusers",
         dtype="bfloat16",
+        # Wan2.2 wan/configs/wan_ti2v_5B.py: sample_fps 24, frame_num 121, vae_stride (4, 16, 16) with patch 2 (a
+        # multiple of 32), SIZE_CONFIGS 1280*704; sample_steps 50, sample_guide_scale 5.0, sample_shift 5.0.
         fps=24,
         frame_step=4,
         size_multiple=32,
         native_width=1280,
         native_height=704,
         max_frames=121,
-        extend="chain",
+        extend="chain",  # TI2V takes a first frame: its own continuation, colours matched at each join
         steps=50,
         guidance_scale=5.0,
         flow_shift=5.0,
         negative_prompt=WAN_NEGATIVE,
+        style_terms=WAN_STYLE_TERMS,
         licence="Apache-2.0",
         size_gb=34.0,
         memory_gb=40.0,
@@ -182,16 +229,22 @@ register(
         pipeline_class="WanPipeline",
         repo_id="Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
         dtype="bfloat16",
+        # Wan2.1 wan/configs: sample_fps 16, frame_num 81, vae_stride (4, 8, 8) with patch 2 (a multiple of 16);
+        # the README's 1.3B task runs at 832*480 and "we recommend setting --sample_guide_scale 6. The
+        # --sample_shift parameter can be adjusted within the range of 8 to 12" (its example: --sample_shift 8);
+        # 50 steps (generate.py's default sample_steps for t2v). diffusers' hub scheduler config says shift 3.0.
         fps=16,
         frame_step=4,
         size_multiple=16,
         native_width=832,
         native_height=480,
         max_frames=81,
+        extend="window",
         steps=50,
-        guidance_scale=5.0,
-        flow_shift=3.0,
+        guidance_scale=6.0,
+        flow_shift=8.0,
         negative_prompt=WAN_NEGATIVE,
+        style_terms=WAN_STYLE_TERMS,
         licence="Apache-2.0",
         size_gb=29.0,
         memory_gb=20.0,
@@ -205,46 +258,136 @@ register(
         pipeline_class="WanPipeline",
         repo_id="Wan-AI/Wan2.2-T2V-A14B-Diffusers",
         dtype="bfloat16",
+        # Wan2.2 wan/configs/wan_t2v_A14B.py: sample_fps 16, frame_num 81, sample_steps 40, sample_shift 12.0,
+        # sample_guide_scale (3.0, 4.0) for the (low-noise, high-noise) experts, boundary 0.875 (diffusers'
+        # boundary_ratio), vae_stride (4, 8, 8) with patch 2; SIZE_CONFIGS 1280*720 for 720P.
         fps=16,
         frame_step=4,
         size_multiple=16,
         native_width=1280,
         native_height=720,
         max_frames=81,
+        extend="window",
         steps=40,
         guidance_scale=4.0,
         guidance_scale_2=3.0,
         flow_shift=12.0,
         negative_prompt=WAN_NEGATIVE,
+        style_terms=WAN_STYLE_TERMS,
         licence="Apache-2.0",
         size_gb=126.0,
         memory_gb=80.0,
         auto_rank=1,
     )
 )
+# ---- LTX-2 family (Lightricks: joint video + audio) --------------------------------------------------------
+# Sources: [C] Lightricks/LTX-2 at 400fd31, packages/ltx-pipelines/src/ltx_pipelines/utils/constants.py
+# (PipelineParams, LTX_2_PARAMS, LTX_2_3_PARAMS, LTX_2_4_PARAMS) and ti2vid_two_stages.py / distilled.py;
+# [D] diffusers' docs page docs/source/en/api/pipelines/ltx2.md (main at 58eb52c); [P] diffusers 0.42.1
+# pipelines/ltx2/pipeline_ltx2.py; [S] diffusers scripts/convert_ltx2_to_diffusers.py; [R] the upstream README
+# and LICENSE.md. docs/models.md has the table.
+LTX_LICENCE = (
+    "LTX-2 Community Licence: a paid licence for entities with $10M+ annual revenue, no use in products that "
+    "directly compete with Lightricks'; gated on the Hub (accept the terms, set HF_TOKEN)"  # [R] LICENSE.md
+)
+# The guidance stack of the authors' guiders, video and audio ([C] PipelineParams video_guider_params /
+# audio_guider_params; [D] "Multimodal Guidance": the same values, "Recommended LTX-2.3 guidance parameters").
+LTX_GUIDANCE = {
+    "stg_scale": 1.0,
+    "modality_scale": 3.0,
+    "guidance_rescale": 0.7,
+    "audio_guidance_scale": 7.0,
+    "audio_stg_scale": 1.0,
+    "audio_modality_scale": 3.0,
+    "audio_guidance_rescale": 0.7,
+}
 register(
     Preset(
         name="ltx-2",
         family="ltx2",
         pipeline_class="LTX2Pipeline",
-        repo_id="Lightricks/LTX-2",
-        dtype="bfloat16",
-        fps=24,
-        frame_step=8,
-        size_multiple=32,
-        native_width=768,
-        native_height=512,
+        repo_id="Lightricks/LTX-2",  # [D] LTX2Pipeline.from_pretrained("Lightricks/LTX-2")
+        dtype="bfloat16",  # [D] dtype=torch.bfloat16
+        fps=24,  # [C] frame_rate: float = 24.0
+        frame_step=8,  # [P] the VAE's 8x temporal compression: 8k + 1 frames
+        size_multiple=64,  # [D] two-stage: "divisible by 64, since stage 1 halves each axis"
+        # [C] stage_2_height/width = 2 x (stage_1_height, stage_1_width) = 2 x (512, 768): the pipeline's output
+        native_width=1536,
+        native_height=1024,
         # LTX-2 is trained on clips up to 20 s; 241 frames covers the 10 s tier in one pass.
         max_frames=241,
-        steps=30,
-        guidance_scale=3.0,
+        steps=40,  # [C] PipelineParams.num_inference_steps = 40 (LTX_2_PARAMS, the 2.0 weights)
+        guidance_scale=3.0,  # [C] video cfg_scale=3.0
         negative_prompt=LTX_NEGATIVE,
-        licence="LTX-2 Community Licence: free below $10M annual revenue, no directly competing products",
-        size_gb=90.0,
+        style_terms=LTX_STYLE_TERMS,
+        licence=LTX_LICENCE,
+        # Estimate: the repo's diffusers folders (19B DiT, Gemma 3 12B, VAEs, vocoder, upsampler) were 90 GB, plus
+        # the rank-384 stage-2 LoRA (~4 GB, not read off the hub).
+        size_gb=94.0,
         memory_gb=80.0,
         joint_audio=True,
-        # The single-file checkpoints at the repo root duplicate the diffusers folders; skip them.
-        allow_patterns=("*/*", "model_index.json"),
+        # [C] ti2vid_two_stages.py: stage 2 "refines using a distilled LoRA"; [D] "Two-stages Generation" loads
+        # weight_name="ltx-2-19b-distilled-lora-384.safetensors" from this repo; STAGE_2_DISTILLED_SIGMA_VALUES
+        # are 3 steps ([C] lists 4 sigmas with the final 0.0, which diffusers drops).
+        two_stage=TwoStage(steps=3, lora="ltx-2-19b-distilled-lora-384.safetensors"),
+        call_kwargs=MappingProxyType(
+            {
+                **LTX_GUIDANCE,
+                # [C] stg_blocks=[29] for 2.0; [P] docstring: "[29] is recommended for LTX-2.0"
+                "spatio_temporal_guidance_blocks": [29],
+                # [P] use_cross_timestep: "False is the legacy LTX-2.0 behavior" (0.42 defaults to True)
+                "use_cross_timestep": False,
+            }
+        ),
+        # The single-file checkpoints at the repo root duplicate the diffusers folders; skip them, except the
+        # stage-2 LoRA.
+        allow_patterns=("*/*", "model_index.json", "ltx-2-19b-distilled-lora-384.safetensors"),
+    )
+)
+# LTX-2.5, the newest LTX-2.x: diffusers 0.42 loads it with the same classes as 2.0/2.3 and a Gemma 4 text encoder
+# ([D] "LTX-2.5 reuses the same LTX2Pipeline ... classes as LTX-2.3"). Its official diffusers repo ships the
+# distilled DiT in transformer/ (what model_index.json names) and the full one in transformer_full/, the latent
+# upsampler and the stage-2 LoRA ([D] "LTX-2.5").
+LTX25_REPO = "Lightricks/LTX-2.5-Diffusers"
+LTX25_LORA = "ltx-2.5-22b-distilled-lora-450-bf16.safetensors"  # [D] "at the root of the repo"
+# What LTX2Pipeline loads ([P] __init__; [S] --full_pipeline), plus the upsampler: no diffusion decoder, no
+# prompt enhancer.
+LTX25_FILES: tuple[str, ...] = ("model_index.json", "scheduler/*", "text_encoder/*", "tokenizer/*", "vae/*")
+LTX25_FILES += ("connectors/*", "audio_vae/*", "vocoder/*", "duration_head/*", "latent_upsampler/*")
+register(
+    Preset(
+        name="ltx-2.5",
+        family="ltx2",
+        pipeline_class="LTX2Pipeline",
+        repo_id=LTX25_REPO,
+        dtype="bfloat16",  # [D] dtype=torch.bfloat16
+        fps=24,  # [C] frame_rate 24.0; [D] frame_rate = 24.0
+        frame_step=8,  # [D] "snapped to the VAE's causal temporal grid (8k + 1)"
+        size_multiple=64,  # [D] two-stage for LTX-2.5: "Height and width must be divisible by 64"
+        native_width=1536,  # [C] stage 2 = 2 x (512, 768); [D] the 2.5 two-stage example: 1536 x 1024
+        native_height=1024,
+        max_frames=241,  # as ltx-2: trained up to 20 s ([P] max_seconds defaults to 20.0)
+        steps=30,  # [C] LTX_2_4_PARAMS (2.5 is the product name of 2.4) = LTX_2_3_PARAMS: 30 steps
+        guidance_scale=3.0,  # [D] "Full / SFT transformer": guidance_scale=3.0
+        negative_prompt=LTX_NEGATIVE,  # [D] the full DiT example passes DEFAULT_NEGATIVE_PROMPT; [C] in full
+        style_terms=LTX_STYLE_TERMS,
+        licence=LTX_LICENCE,
+        # Estimates: [R] "roughly 66 GiB" (71 GB) for the distilled DiT, Gemma 4, VAEs and upsampler; the full DiT
+        # is as large as the distilled one; the rank-450 LoRA ~5 GB.
+        size_gb=76.0,
+        memory_gb=90.0,  # estimate: 22B DiT + Gemma 4 12B in bf16 (~70 GB), the LoRA, stage 2's activations
+        joint_audio=True,
+        two_stage=TwoStage(steps=3, lora=LTX25_LORA),  # [D] "Stage 2 with the distilled LoRA"
+        # [D] "transformer_full/ is not referenced by model_index.json, so load it explicitly"
+        component_folders=MappingProxyType({"transformer": "transformer_full"}),
+        call_kwargs=MappingProxyType(
+            {
+                **LTX_GUIDANCE,
+                "spatio_temporal_guidance_blocks": [28],  # [C] LTX_2_3_PARAMS stg_blocks=[28]; [D] "block 28"
+                "use_cross_timestep": True,  # [P] "True is the LTX-2.3/2.5 behavior"
+            }
+        ),
+        allow_patterns=(*LTX25_FILES, "transformer_full/*", LTX25_LORA),
     )
 )
 # HunyuanVideo 1.5 (Tencent). Sources: TR = github.com/Tencent-Hunyuan/HunyuanVideo-1.5 at 60783e7 (README.md,
@@ -337,6 +480,7 @@ register(
         native_width=112,
         native_height=64,
         max_frames=81,
+        extend="window",
         steps=4,
         guidance_scale=5.0,
         negative_prompt="blurry",
@@ -505,7 +649,9 @@ class Variant:
     into the transformer(s), one file per expert; ``dmd_timesteps`` replaces the scheduler with DMD sampling at
     those training timesteps (dmd.py), as a DMD-distilled checkpoint needs; ``first_block_cache`` is First Block
     Cache's threshold (a step reuses the previous step's output of blocks 2..N when block 1's residual moved
-    less than this). The engine applies them at load through the speed levers (speed/) and the family.
+    less than this); ``distilled`` marks weights distilled for their family's own fixed schedule, sampled on it
+    without any guidance (LTX-2: its distilled sigmas; the family knows them). The engine applies them at load
+    through the speed levers (speed/) and the family.
     """
 
     name: str
@@ -523,6 +669,12 @@ class Variant:
     # added to the base preset's).
     pipeline_class: str = ""
     call_kwargs: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    distilled: bool = False
+    # Its files, when they differ from the base's within the same repo (LTX-2.5 ships both DiTs): what it pulls,
+    # its component folders (``Preset.component_folders``: always its own) and its download size.
+    allow_patterns: tuple[str, ...] | None = None
+    component_folders: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    size_gb: float | None = None
 
 
 VARIANTS: dict[str, Variant] = {}
@@ -547,6 +699,9 @@ def register_variant(variant: Variant) -> Preset:
             tradeoff=variant.tradeoff,
             pipeline_class=variant.pipeline_class or base.pipeline_class,
             call_kwargs=MappingProxyType({**base.call_kwargs, **variant.call_kwargs}),
+            allow_patterns=variant.allow_patterns or base.allow_patterns,
+            component_folders=variant.component_folders,
+            size_gb=base.size_gb if variant.size_gb is None else variant.size_gb,
         )
     )
 
@@ -586,7 +741,7 @@ register_variant(
         base="wan2.1-t2v-1.3b",
         first_block_cache=0.05,
         steps=50,
-        guidance_scale=5.0,
+        guidance_scale=6.0,  # the base model's (its authors' recommendation for the 1.3B)
         tradeoff="First Block Cache at 0.05: skips blocks 2..30 on steps whose first-block residual "
         "barely moved (typically 1.5-2x on 50 steps); fine texture can smear, more at higher thresholds.",
     )
@@ -630,6 +785,26 @@ register_variant(
         guidance_scale=1.0,
         call_kwargs=MappingProxyType({"is_amplify_first_chunk": True}),
         tradeoff="test model: the distilled variant's pyramid pipeline and DMD scheduler at tiny size.",
+    )
+)
+# ---- LTX-2 family variants ---------------------------------------------------------------------------------
+register_variant(
+    Variant(
+        name="ltx-2.5-distilled",
+        base="ltx-2.5",
+        # [D] LTX-2.5 distilled: "driven by an explicit sigma schedule ... and runs unguided"; [C] DISTILLED_SIGMA_
+        # VALUES: 8 steps, then the 3-step refine ([C] distilled.py: SimpleDenoiser in both stages).
+        steps=8,
+        guidance_scale=1.0,
+        distilled=True,
+        component_folders=MappingProxyType({}),  # the repo's own transformer/ is the distilled DiT [D]
+        allow_patterns=(*LTX25_FILES, "transformer/*"),
+        size_gb=71.0,  # [R] "roughly 66 GiB"
+        tradeoff="LTX-2.5's distilled DiT: 8 + 3 steps on its distilled sigmas with no guidance at all (no CFG, "
+        "STG or modality guidance: one transformer row a step) where the full DiT runs 30 steps of four rows "
+        "(CFG pair, STG, modality) and the same refine: 11 rows instead of 123, about 6x less transformer "
+        "compute as the refine runs at 4x the tokens; the negative prompt has no effect, and its authors keep "
+        "the full model for the guided, highest-quality pipelines.",
     )
 )
 

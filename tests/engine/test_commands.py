@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import av
 import pytest
 
@@ -16,7 +18,7 @@ def test_models_list_shows_every_preset_with_size_licence_and_weights():
     lines = table.splitlines()
     assert lines[0].split()[:4] == ["NAME", "SIZE", "WEIGHTS", "LICENCE"]
     ltx = next(line for line in lines if line.startswith("ltx-2 "))
-    assert "90 GB" in ltx and "Community Licence" in ltx
+    assert "94 GB" in ltx and "Community Licence" in ltx
     assert "built in" in next(line for line in lines if line.startswith("tiny-wan "))
 
 
@@ -103,3 +105,70 @@ def test_pulling_the_upscaler_while_offline_is_one_sentence(tmp_path, monkeypatc
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     with pytest.raises(ModelUnavailableError, match="^Could not download kandinskylab/Kandinsky-6.0-VSR-"):
         commands.models_pull(EngineOptions(), "kandinsky6-vsr")
+
+
+def test_plan_shows_what_a_request_renders_without_loading_the_model():
+    engine = create_engine(Settings(model="wan2.1-t2v-1.3b", device="cpu"))
+    request = TextToVideoInput(prompt="a fox", duration="10", seed=5)
+    plan = commands.plan(engine, request)
+    assert engine.pipe is None  # type: ignore[attr-defined]  # planned, never loaded: no weights needed
+    assert plan["model"] == "wan2.1-t2v-1.3b" and plan["seed"] == 5
+    assert plan["output"] == {"width": 1280, "height": 720, "frames": 160, "fps": 16}
+    generation = plan["generation"]
+    assert (
+        generation["long_clip"] == "window"
+        and generation["frames"] == 161
+        and generation["windows"] == [0, 40, 80]
+    )
+    assert (plan["steps"], plan["guidance_scale"], plan["flow_shift"]) == (50, 6.0, 8.0)
+    assert plan["prompt"] == "a fox" and "walking backwards" in plan["negative_prompt"]
+    assert len(plan["shots"]) == 1
+
+
+def test_the_plan_command_prints_the_plan_as_json_for_the_same_flags_as_generate(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "FRAMECAST_DATA_DIR": str(tmp_path), "FRAMECAST_DEVICE": "cpu"}
+    args = [
+        sys.executable,
+        "-m",
+        "framecast",
+        "plan",
+        "a fox",
+        "--duration",
+        "8",
+        "--model",
+        "wan2.2-ti2v-5b",
+    ]
+    out = subprocess.run(args, capture_output=True, text=True, env=env, check=True, timeout=120)
+    plan = json.loads(out.stdout)
+    assert plan["generation"]["long_clip"] == "chain" and plan["generation"]["segments"] == 2
+    assert plan["generation"]["joins"] == [{"frame": 120, "how": "continues from the frame before"}]
+
+
+def test_a_1080p_plan_says_how_it_reaches_1080p_and_why_when_bicubic(capsys):
+    request = TextToVideoInput(prompt="a fox", resolution="1080p", seed=5)
+    # The 1.3B generates 848x480; without the upscaler's weights here, a bicubic upscale, and the line says why.
+    plan = commands.plan(create_engine(Settings(model="wan2.1-t2v-1.3b", device="cpu")), request)
+    assert plan["output"]["width"] == 1920 and plan["generation"]["width"] == 848
+    assert (plan["generation"]["upscaler"], plan["generation"]["upscale"]) == ("bicubic", 1.0)
+    assert "framecast models pull kandinsky6-vsr" in capsys.readouterr().err
+    # LTX upscales in its own two stages: no upscaler stage is offered for it, and the line says so.
+    plan = commands.plan(create_engine(Settings(model="ltx-2", device="cpu")), request)
+    assert (plan["generation"]["width"], plan["generation"]["upscaler"]) == (1664, "bicubic")
+    assert "upscales in its own pipeline" in capsys.readouterr().err
+
+
+def test_a_1080p_plan_with_the_upscaler_runs_it_at_the_smallest_scale_that_covers():
+    from framecast.engine.planning import make_plan, summary
+    from framecast.engine.presets import get_preset
+    from framecast.engine.stages.upscale import upscaler_offer
+
+    spec, _ = upscaler_offer("framecast-test/no-such-vsr")  # the published geometry, read without weights
+    spec = dataclasses.replace(spec, present=True)
+    preset = get_preset("wan2.1-t2v-1.3b")
+    plan = summary(make_plan(TextToVideoInput(prompt="a fox", resolution="1080p"), preset, upscaler=spec), preset)
+    assert plan["generation"]["upscaler"] == "kandinsky6-vsr" and plan["generation"]["upscale"] == 2.25

@@ -11,6 +11,7 @@ from framecast.engine.planning.plan import (
     merge_negative,
     shot_plans,
     shots_output,
+    summary,
     with_prompts,
 )
 from framecast.engine.planning.sizes import OUTPUT_SIZES, generation_size
@@ -32,5 +33,6 @@ __all__ = [
     "plan_size",
     "shot_plans",
     "shots_output",
+    "summary",
     "with_prompts",
 ]
