@@ -146,7 +146,7 @@ def test_the_plan_command_prints_the_plan_as_json_for_the_same_flags_as_generate
     out = subprocess.run(args, capture_output=True, text=True, env=env, check=True, timeout=120)
     plan = json.loads(out.stdout)
     assert plan["generation"]["long_clip"] == "chain" and plan["generation"]["segments"] == 2
-    assert plan["generation"]["joins"] == [{"frame": 120, "how": "continues from the frame before"}]
+    assert plan["generation"]["joins"] == [{"frame": 121, "how": "continues from the frame before"}]
 
 
 def test_a_1080p_plan_says_how_it_reaches_1080p_and_why_when_bicubic(capsys):

@@ -108,11 +108,13 @@ class RenderPlan:
         return window_starts(self.gen_frames, self.window_frames, self.frame_step)
 
     def joins(self) -> list[dict]:
-        """Where the generated parts of the clip meet, in output frames: what ``framecast plan`` shows."""
+        """Where the generated parts of the clip meet, in output frames: what ``framecast plan`` shows. A chained
+        segment starts from the last frame of the one before (generated again, and dropped): its first new frame
+        is the one after it."""
         if self.temporal == "chain":
             step = self.gen_frames - 1
             return [
-                {"frame": i * step, "how": "continues from the frame before"} for i in range(1, self.segments)
+                {"frame": i * step + 1, "how": "continues from the frame before"} for i in range(1, self.segments)
             ]
         if self.temporal == "window":
             starts = self.windows

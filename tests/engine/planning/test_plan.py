@@ -99,7 +99,7 @@ def test_durations_beyond_the_model_are_generated_in_full_never_shortened_and_st
     assert generation_frames(get_preset("helios-14b"), 240) == (261, "trim")  # 8 chunks of 33, cut to 4k + 1
     ten = make_plan(request(duration="10"), get_preset("wan2.2-ti2v-5b"))
     assert (ten.frames, ten.gen_frames, ten.segments) == (240, 121, 2)  # 121 + 120 = 241 frames
-    assert ten.joins() == [{"frame": 120, "how": "continues from the frame before"}]
+    assert ten.joins() == [{"frame": 121, "how": "continues from the frame before"}]
     windowed = make_plan(request(duration="10"), get_preset("wan2.1-t2v-1.3b"))
     assert (windowed.gen_frames, windowed.window_frames, windowed.windows) == (161, 81, (0, 40, 80))
     assert [j["frames"] for j in windowed.joins()] == [[40, 80], [80, 120]]
