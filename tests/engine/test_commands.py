@@ -170,5 +170,7 @@ def test_a_1080p_plan_with_the_upscaler_runs_it_at_the_smallest_scale_that_cover
     spec, _ = upscaler_offer("framecast-test/no-such-vsr")  # the published geometry, read without weights
     spec = dataclasses.replace(spec, present=True)
     preset = get_preset("wan2.1-t2v-1.3b")
-    plan = summary(make_plan(TextToVideoInput(prompt="a fox", resolution="1080p"), preset, upscaler=spec), preset)
+    plan = summary(
+        make_plan(TextToVideoInput(prompt="a fox", resolution="1080p"), preset, upscaler=spec), preset
+    )
     assert plan["generation"]["upscaler"] == "kandinsky6-vsr" and plan["generation"]["upscale"] == 2.25

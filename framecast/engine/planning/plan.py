@@ -114,7 +114,8 @@ class RenderPlan:
         if self.temporal == "chain":
             step = self.gen_frames - 1
             return [
-                {"frame": i * step + 1, "how": "continues from the frame before"} for i in range(1, self.segments)
+                {"frame": i * step + 1, "how": "continues from the frame before"}
+                for i in range(1, self.segments)
             ]
         if self.temporal == "window":
             starts = self.windows
