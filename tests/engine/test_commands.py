@@ -8,6 +8,7 @@ import pytest
 from framecast.config import Settings
 from framecast.engine import EngineOptions, commands, create_engine
 from framecast.engine.instant import InstantEngine
+from framecast.engine.presets import all_presets
 from framecast.errors import ModelUnavailableError, RenderStopped
 from framecast.schema import TextToVideoInput
 from tests.engine.conftest import RecordingContext
@@ -174,3 +175,29 @@ def test_a_1080p_plan_with_the_upscaler_runs_it_at_the_smallest_scale_that_cover
         make_plan(TextToVideoInput(prompt="a fox", resolution="1080p"), preset, upscaler=spec), preset
     )
     assert plan["generation"]["upscaler"] == "kandinsky6-vsr" and plan["generation"]["upscale"] == 2.25
+
+
+REAL_PRESETS = sorted(p.name for p in all_presets() if not p.tiny)
+
+
+@pytest.mark.parametrize("name", REAL_PRESETS)
+def test_framecast_plan_on_every_preset_generates_8_and_10_s_in_full_and_says_how_it_reaches_1080p(
+    name, capsys
+):
+    from framecast.engine.families import get_family
+
+    engine = create_engine(Settings(model=name, device="cpu"))
+    for duration in ("8", "10"):
+        plan = commands.plan(engine, TextToVideoInput(prompt="a fox", duration=duration, seed=1))
+        assert plan["generation"]["long_clip"] != "stretch", (name, duration)
+        assert plan["output"]["frames"] == int(duration) * plan["output"]["fps"]
+    capsys.readouterr()
+    plan = commands.plan(engine, TextToVideoInput(prompt="a fox", resolution="1080p", seed=1))
+    log = capsys.readouterr().err
+    # Without the upscaler's weights on this machine: bicubic, and the log says why and how to get the learned one
+    # (or, for a family with its own learned upsampler, that it upscales in its own pipeline).
+    assert plan["generation"]["upscaler"] == "bicubic"
+    if get_family(engine.preset.family).upscales_itself:
+        assert "upscales in its own pipeline" in log
+    else:
+        assert "framecast models pull kandinsky6-vsr" in log
