@@ -67,9 +67,9 @@ def test_a_real_presets_1080p_plan_is_bicubic_without_the_weights_and_learned_wi
     assert absent == "" and (plan.upscaler, plan.upscale) == ("kandinsky6-vsr", 2.25)
 
 
-def test_a_family_that_upscales_itself_is_offered_no_stage(monkeypatch):
-    tiny = engine("tiny")
-    monkeypatch.setattr(tiny.model, "upscales_itself", True)
+def test_a_family_that_upscales_itself_is_offered_no_stage():
+    tiny = engine("tiny", "tiny-ltx2")  # LTX-2's two stages: a learned x2 latent upsample, then a refine
+    assert tiny.model.upscales_itself
     spec, absent = tiny.upscaler_offer()
     assert spec is None and absent == ""
     plan = make_plan(REQUEST, tiny.preset, upscaler=spec)
