@@ -8,9 +8,11 @@ and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from framecast.config import Settings
 from framecast.errors import FramecastError
@@ -25,6 +27,8 @@ Start here:
   framecast serve                      API on http://127.0.0.1:8000 plus one worker that renders
   framecast generate "a fox in snow" -o fox.mp4
                                        render one clip locally, no server
+  framecast plan "a fox in snow" --duration 10
+                                       what a request would render (sizes, frames, steps, ...) as JSON
   framecast models list                which models exist and which are on this machine
 
 Settings come from FRAMECAST_* environment variables (FRAMECAST_DATA_DIR, FRAMECAST_MODEL, FRAMECAST_API_KEYS,
@@ -63,6 +67,41 @@ def _add_listen(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ssl-keyfile", help="TLS private key (PEM)")
 
 
+def _add_request(parser: argparse.ArgumentParser) -> None:
+    """The endpoint's inputs, as flags (``generate`` and ``plan`` take the same ones)."""
+    parser.add_argument("prompt", metavar="PROMPT", help="what the video shows")
+    parser.add_argument("--aspect-ratio", choices=_values(AspectRatio), default=AspectRatio.r16_9.value)
+    parser.add_argument("--resolution", choices=_values(Resolution), default=Resolution.p720.value)
+    parser.add_argument("--duration", choices=_values(Duration), default=Duration.s5.value, help="seconds")
+    parser.add_argument("--negative-prompt", default="", help="what the video should not show")
+    parser.add_argument("--style", choices=_values(Style))
+    parser.add_argument("--seed", type=int, help="same seed + prompt + model = same video")
+    parser.add_argument("--audio", action="store_true", help="generate audio (generate_audio_switch)")
+    parser.add_argument(
+        "--multi-clip",
+        action="store_true",
+        help="several shots with camera changes (generate_multi_clip_switch)",
+    )
+    parser.add_argument("--thinking-type", choices=_values(ThinkingType), help="prompt optimisation mode")
+
+
+def _request_from(args: argparse.Namespace) -> Any:
+    from framecast.schema import TextToVideoInput
+
+    return TextToVideoInput(
+        prompt=args.prompt,
+        aspect_ratio=args.aspect_ratio,
+        resolution=args.resolution,
+        duration=args.duration,
+        negative_prompt=args.negative_prompt,
+        style=args.style,
+        seed=args.seed,
+        generate_audio_switch=args.audio,
+        generate_multi_clip_switch=args.multi_clip,
+        thinking_type=args.thinking_type,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="framecast", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -89,22 +128,17 @@ def build_parser() -> argparse.ArgumentParser:
     generate = commands.add_parser("generate", help="render one clip locally, without a server")
     _add_common(generate)
     _add_model(generate)
-    generate.add_argument("prompt", metavar="PROMPT", help="what the video shows")
+    _add_request(generate)
     generate.add_argument("-o", "--output", type=Path, default=Path("output.mp4"), help="MP4 to write")
-    generate.add_argument("--aspect-ratio", choices=_values(AspectRatio), default=AspectRatio.r16_9.value)
-    generate.add_argument("--resolution", choices=_values(Resolution), default=Resolution.p720.value)
-    generate.add_argument("--duration", choices=_values(Duration), default=Duration.s5.value, help="seconds")
-    generate.add_argument("--negative-prompt", default="", help="what the video should not show")
-    generate.add_argument("--style", choices=_values(Style))
-    generate.add_argument("--seed", type=int, help="same seed + prompt + model = same video")
-    generate.add_argument("--audio", action="store_true", help="generate audio (generate_audio_switch)")
-    generate.add_argument(
-        "--multi-clip",
-        action="store_true",
-        help="several shots with camera changes (generate_multi_clip_switch)",
-    )
-    generate.add_argument("--thinking-type", choices=_values(ThinkingType), help="prompt optimisation mode")
     generate.set_defaults(run=_generate)
+
+    plan = commands.add_parser(
+        "plan", help="print what a request would render (the plan, as JSON) without rendering it"
+    )
+    _add_common(plan)
+    _add_model(plan)
+    _add_request(plan)
+    plan.set_defaults(run=_plan)
 
     models = commands.add_parser("models", help="list, download or check model weights")
     _add_common(models)
@@ -169,25 +203,18 @@ def _worker(args: argparse.Namespace) -> None:
 
 def _generate(args: argparse.Namespace) -> None:
     from framecast.engine import commands, create_engine
-    from framecast.schema import TextToVideoInput
 
-    request = TextToVideoInput(
-        prompt=args.prompt,
-        aspect_ratio=args.aspect_ratio,
-        resolution=args.resolution,
-        duration=args.duration,
-        negative_prompt=args.negative_prompt,
-        style=args.style,
-        seed=args.seed,
-        generate_audio_switch=args.audio,
-        generate_multi_clip_switch=args.multi_clip,
-        thinking_type=args.thinking_type,
-    )
-    result = commands.generate(create_engine(settings_from(args)), request, args.output)
+    result = commands.generate(create_engine(settings_from(args)), _request_from(args), args.output)
     print(
         f"wrote {args.output}: {result.width}x{result.height}, {result.frames} frames at {result.fps:g} fps, "
         f"seed {result.seed}"
     )
+
+
+def _plan(args: argparse.Namespace) -> None:
+    from framecast.engine import commands, create_engine
+
+    print(json.dumps(commands.plan(create_engine(settings_from(args)), _request_from(args)), indent=2))
 
 
 def _models_list(args: argparse.Namespace) -> None:

@@ -72,6 +72,8 @@ class Settings:
     prompt_llm_url: str = ""  # an OpenAI-compatible server to use instead of the local LLM
     prompt_llm_api_key: str = ""
     audio_model: str = "stabilityai/stable-audio-open-1.0"  # the audio stage's weights: repo or folder
+    # The upscaler stage's weights (outputs above a preset's native size): repo, folder, or "tiny" (test model)
+    upscaler_model: str = "kandinskylab/Kandinsky-6.0-VSR-distilled2steps-5s-Diffusers"
     device: str = "auto"  # cuda | cpu | auto
     # Regional torch.compile of Wan's transformer blocks on CUDA: faster steps, minutes of warm-up at start-up
     # (the default request's size; other sizes compile on their first request).
@@ -84,6 +86,9 @@ class Settings:
     # Wan's VAE: float32 (its authors' choice, the default) or bfloat16 (opt-in: ~1.5x faster decode measured on
     # an H200, channels-last on top; the pixels change slightly).
     vae_dtype: str = "float32"
+    # Clips longer than a model's longest: native (its real-motion method: windows, chaining or shots) or stretch
+    # (opt-in, for speed: one clip spread over the duration, motion slowed and frames blended).
+    long_clips: str = "native"
     lease_seconds: float = 30.0
     heartbeat_seconds: float = 5.0
     max_attempts: int = 3

@@ -40,12 +40,14 @@ def engine_options(settings: Settings) -> EngineOptions:
         compile=settings.compile,
         compile_warmup=settings.compile_warmup,
         fp8=settings.fp8,
+        long_clips=settings.long_clips,
         data_dir=settings.data_dir,
         style_loras=settings.style_loras,
         prompt_llm=settings.prompt_llm,
         prompt_llm_url=settings.prompt_llm_url,
         prompt_llm_api_key=settings.prompt_llm_api_key,
         audio_model=settings.audio_model,
+        upscaler_model=settings.upscaler_model,
     )
 
 

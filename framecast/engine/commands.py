@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from framecast.engine import weights
 from framecast.engine.base import Engine, RenderResult
 from framecast.engine.options import EngineOptions
 from framecast.engine.presets import VARIANTS, all_presets, get_preset
+from framecast.engine.stages import TINY_UPSCALER, UPSCALER_LICENCE, UPSCALER_NAME
 from framecast.errors import ModelUnavailableError
 from framecast.schema import TextToVideoInput
 
@@ -25,17 +27,12 @@ def models_list(options: EngineOptions) -> str:
         else:
             size = f"{preset.size_gb:.0f} GB"
             folder = weights.cached_folder(preset)
-            present = "present" if folder is not None and not weights.problems(folder) else "missing"
+            present = "present" if folder is not None and not weights.problems(folder, preset) else "missing"
             if options.model_path and options.model == preset.name:
                 present = f"FRAMECAST_MODEL_PATH={options.model_path}"
         rows.append((preset.name, size, present, preset.licence))
     for extra, (source, _) in auxiliary_models(options).items():
-        present = (
-            "local folder"
-            if Path(source).is_dir()
-            else ("present" if weights.cached_repo(source) else "missing")
-        )
-        rows.append((extra, "-", present, f"auxiliary: {source}"))
+        rows.append((extra, "-", _auxiliary_weights(source), f"auxiliary: {source}"))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3]
@@ -58,7 +55,24 @@ def auxiliary_models(options: EngineOptions) -> dict[str, tuple[str, str]]:
             "(accept it on the Hub first: the repository is gated)",
         ),
         "prompt-llm": (options.prompt_llm, "thinking_type prompt optimisation and multi-clip shot prompts"),
+        UPSCALER_NAME: (
+            options.upscaler_model,
+            f"upscaler stage for outputs above a preset's native size (1080p); {UPSCALER_LICENCE} licence; "
+            "without it those outputs are upscaled bicubically",
+        ),
     }
+
+
+def _auxiliary_weights(source: str) -> str:
+    """Whether an auxiliary model's weights are here; a diffusers pipeline folder is checked for completeness."""
+    if source == TINY_UPSCALER:
+        return "built in (random weights, test only)"
+    folder = Path(source) if Path(source).is_dir() else weights.cached_repo(source)
+    if folder is None:
+        return "missing"
+    if (folder / "model_index.json").is_file() and weights.problems(folder):
+        return "incomplete"
+    return "local folder" if Path(source).is_dir() else "present"
 
 
 def models_pull(options: EngineOptions, name: str) -> Path:
@@ -90,7 +104,7 @@ def models_verify(options: EngineOptions, name: str) -> str:
         folder = weights.cached_folder(preset)
     if folder is None:
         raise ModelUnavailableError(weights.missing_sentence(preset))
-    missing = weights.problems(folder)
+    missing = weights.problems(folder, preset)
     if missing:
         raise ModelUnavailableError(
             f"The weights of model {name} in {folder} are incomplete (missing {', '.join(missing[:5])}): "
@@ -125,6 +139,17 @@ class ProgressContext:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def plan(engine: Engine, request: TextToVideoInput) -> dict:
+    """What ``engine`` would render for ``request`` (``planning.summary``), without loading its model; the
+    creative stages' log lines go to the terminal's standard error."""
+    from framecast.engine.planning import summary
+
+    plan_of = getattr(engine, "plan", None)
+    if plan_of is None:
+        raise ModelUnavailableError(f"the {engine.name} engine does not plan: it renders without a model")
+    return summary(plan_of(request, lambda line: print(line, file=sys.stderr)), engine.preset)  # type: ignore[attr-defined]
 
 
 def generate(engine: Engine, request: TextToVideoInput, out: Path) -> RenderResult:

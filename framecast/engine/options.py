@@ -9,13 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from framecast.engine.stages import UPSCALER_REPO
 from framecast.errors import ConfigError
 
-__all__ = ["DEVICES", "OFFLOAD_MODES", "VAE_DTYPES", "EngineOptions"]
+__all__ = ["DEVICES", "LONG_CLIPS", "OFFLOAD_MODES", "VAE_DTYPES", "EngineOptions"]
 
 DEVICES = ("auto", "cuda", "cpu")
 OFFLOAD_MODES = ("none", "model", "sequential", "group", "auto")
 VAE_DTYPES = ("float32", "bfloat16")
+LONG_CLIPS = ("native", "stretch")
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class EngineOptions:
     compile: bool = False  # regional torch.compile of the transformer blocks (speed.compile)
     compile_warmup: str = "default"  # shapes compiled at load (planning.buckets.warmup_shapes)
     fp8: bool = False  # FP8 matmuls in the transformer blocks (speed.fp8, opt-in)
+    long_clips: str = "native"  # native (the preset's real-motion method) | stretch (opt-in, fast, slowed)
     data_dir: Path = Path("./data")  # the compile cache lives under it
     # Creative controls (creative/)
     style_loras: str = ""
@@ -37,6 +40,8 @@ class EngineOptions:
     prompt_llm_url: str = ""
     prompt_llm_api_key: str = ""
     audio_model: str = "stabilityai/stable-audio-open-1.0"
+    # The upscaler stage (stages/upscale.py): a repo id, a folder, or "tiny" (its random-weight test model)
+    upscaler_model: str = UPSCALER_REPO
 
     def __post_init__(self) -> None:
         # Checked here, once, so that a typo fails at start-up with the variable's name, not mid-load.
@@ -44,6 +49,7 @@ class EngineOptions:
             ("FRAMECAST_DEVICE", self.device, DEVICES),
             ("FRAMECAST_OFFLOAD", self.offload, OFFLOAD_MODES),
             ("FRAMECAST_VAE_DTYPE", self.vae_dtype, VAE_DTYPES),
+            ("FRAMECAST_LONG_CLIPS", self.long_clips, LONG_CLIPS),
         ):
             if value not in choices:
                 raise ConfigError(f"{name}={value!r}: choose one of {', '.join(choices)}")

@@ -46,27 +46,36 @@ def weights_folder(preset: Preset, model_path: str = "") -> Path:
             )
         return folder
     cached = cached_folder(preset)
-    if cached is None or problems(cached):
+    if cached is None or problems(cached, preset):
         raise ModelUnavailableError(missing_sentence(preset))
     return cached
 
 
-def problems(folder: Path) -> list[str]:
-    """What is missing from a diffusers pipeline folder: components, configs, weight shards."""
+def problems(folder: Path, preset: Preset | None = None) -> list[str]:
+    """What is missing from a diffusers pipeline folder: components, configs, weight shards. With ``preset``:
+    a component it loads from another folder (``Preset.component_folders``) is looked for there, and every file
+    it pulls by name (an ``allow_patterns`` entry without a wildcard, such as a LoRA beside the pipeline) too."""
     index = folder / "model_index.json"
     if not index.is_file():
         return ["model_index.json"]
+    folders = dict(preset.component_folders) if preset else {}
     missing = []
     for name, spec in json.loads(index.read_text()).items():
         if name.startswith("_") or not isinstance(spec, list) or spec[0] is None:
             continue
-        component = folder / name
-        if not component.is_dir() or not any(component.iterdir()):
-            missing.append(f"{name}/")
-            continue
-        for shard_index in component.glob("*.index.json"):
-            shards = set(json.loads(shard_index.read_text()).get("weight_map", {}).values())
-            missing += [f"{name}/{shard}" for shard in sorted(shards) if not (component / shard).is_file()]
+        missing += _component_problems(folder, folders.get(name, name))
+    named = [p for p in (preset.allow_patterns or ()) if not any(c in p for c in "*?[")] if preset else []
+    return missing + [name for name in named if not (folder / name).is_file()]
+
+
+def _component_problems(folder: Path, name: str) -> list[str]:
+    component = folder / name
+    if not component.is_dir() or not any(component.iterdir()):
+        return [f"{name}/"]
+    missing = []
+    for shard_index in component.glob("*.index.json"):
+        shards = set(json.loads(shard_index.read_text()).get("weight_map", {}).values())
+        missing += [f"{name}/{shard}" for shard in sorted(shards) if not (component / shard).is_file()]
     return missing
 
 

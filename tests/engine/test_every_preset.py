@@ -9,10 +9,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+import torch
 
 from framecast.engine.engine import describe
+from framecast.engine.families import get_family
 from framecast.engine.planning import make_plan
-from framecast.engine.presets import all_presets, get_preset
+from framecast.engine.presets import VARIANTS, all_presets, get_preset
 from framecast.schema import TextToVideoInput
 from tests.live_server import LiveServer, probe_mp4
 
@@ -59,7 +61,10 @@ def test_every_preset_renders_the_exact_mp4_of_its_plan_through_a_live_server(na
     assert output["seed"] == 7
     # The plan the worker ran is the preset's (its own steps, sizes, frames), step by step.
     assert describe(plan) in logs
-    total = plan.steps * plan.segments
+    # Every denoising step the family runs (a two-stage refine, every chunk of a chunked model), step by step.
+    family = get_family(twin.family)(twin, VARIANTS.get(twin.variant))
+    family.load(None, torch.float32)  # some count from their pipeline (a pyramid's stages)
+    total = family.denoising_steps(plan) * plan.segments
     assert [line for line in logs if line.startswith("step ")] == [
         f"step {i}/{total}" for i in range(1, total + 1)
     ]

@@ -123,14 +123,29 @@ def test_a_saved_pipeline_loads_through_framecast_model_path_and_renders_the_sam
     assert torch.allclose(from_folder, built, atol=1e-5)
 
 
-def test_stretched_long_clip_keeps_the_full_duration(tiny_ltx2, tmp_path):
+def test_a_stretched_long_clip_keeps_the_full_duration_when_the_operator_asks_for_it(tmp_path):
+    engine = DiffusersEngine(get_preset("tiny-ltx2"), EngineOptions(device="cpu", long_clips="stretch"))
     ctx = RecordingContext()
     plan_request = request(resolution="360p", duration="8", generate_audio_switch=True)
-    result = tiny_ltx2.render(plan_request, ctx, tmp_path / "long.mp4")
+    result = engine.render(plan_request, ctx, tmp_path / "long.mp4")
     info = probe(result.path)
     assert info["frames"] == 192 and info["duration"] == 8
     assert abs(info["audio"][1] - 8) <= Fraction(1024, 16000)
     assert any("motion slowed" in line for line in ctx.logs)
+
+
+def test_a_long_clip_on_a_model_without_windows_or_chaining_is_shots_of_one_subject(tiny_ltx2, tmp_path):
+    ctx = RecordingContext()
+    result = tiny_ltx2.render(
+        request(resolution="360p", duration="8", generate_audio_switch=True), ctx, tmp_path / "s.mp4"
+    )
+    info = probe(result.path)
+    assert info["frames"] == 192 and info["duration"] == 8
+    assert abs(info["audio"][1] - 8) <= Fraction(1024, 16000)
+    assert any("shots of one subject" in line for line in ctx.logs)
+    assert not any("motion slowed" in line for line in ctx.logs)
+    shots = result.shots or []
+    assert len(shots) == 3 and all(s["prompt"].endswith(".") and "fox" in s["prompt"] for s in shots)
 
 
 def test_offload_mode_follows_free_gpu_memory_unless_set():

@@ -134,3 +134,66 @@ def test_a_tiny_twin_keeps_everything_its_preset_plans_with_but_the_weights_and_
     assert get_preset("tiny:tiny-wan") is get_preset("tiny-wan")
     with pytest.raises(ConfigError, match="unknown model 'sora'"):
         get_preset("tiny:sora")
+
+
+def test_ltx_presets_carry_their_authors_settings_for_the_weights_they_load():
+    from diffusers.pipelines.ltx2.utils import DEFAULT_NEGATIVE_PROMPT, DISTILLED_SIGMA_VALUES
+
+    two, dev, distilled = (get_preset(n) for n in ("ltx-2", "ltx-2.5", "ltx-2.5-distilled"))
+    assert (two.steps, two.call_kwargs["spatio_temporal_guidance_blocks"]) == (40, [29])
+    assert (dev.steps, dev.call_kwargs["spatio_temporal_guidance_blocks"]) == (30, [28])
+    assert (two.call_kwargs["use_cross_timestep"], dev.call_kwargs["use_cross_timestep"]) == (False, True)
+    for preset in (two, dev):
+        assert preset.guidance_scale == 3.0 and preset.call_kwargs["audio_guidance_scale"] == 7.0
+        assert (preset.call_kwargs["stg_scale"], preset.call_kwargs["modality_scale"]) == (1.0, 3.0)
+        assert preset.call_kwargs["guidance_rescale"] == 0.7 and preset.two_stage.lora.endswith(
+            ".safetensors"
+        )
+        assert preset.two_stage.lora in preset.allow_patterns and "Community" in preset.licence
+    # The authors' full default negative prompt: diffusers' copy plus the caption tags it lacks
+    assert two.negative_prompt.endswith(DEFAULT_NEGATIVE_PROMPT) and two.negative_prompt.startswith(
+        "has_subtitles"
+    )
+    variant = VARIANTS[distilled.variant]
+    assert variant.distilled and (distilled.steps, distilled.guidance_scale) == (
+        len(DISTILLED_SIGMA_VALUES),
+        1.0,
+    )
+    assert distilled.repo_id == dev.repo_id == "Lightricks/LTX-2.5-Diffusers"
+    assert (
+        "transformer/*" in distilled.allow_patterns and "transformer_full/*" not in distilled.allow_patterns
+    )
+    assert (
+        dict(dev.component_folders) == {"transformer": "transformer_full"} and not distilled.component_folders
+    )
+    assert "negative prompt has no effect" in distilled.tradeoff and distilled.auto_rank is None
+
+
+def test_every_real_preset_has_a_row_with_its_own_settings_and_their_sources_in_the_docs():
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "models.md").read_text()
+    section = docs.split("## Every preset's settings, and where each comes from")[1].split("\n## ")[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 9 and cells[0].startswith("`"):
+            rows[cells[0].strip("`")] = cells[1:]
+    assert set(rows) == {p.name for p in all_presets() if not p.tiny}
+    for name, (steps, guidance, shift, fps, longest, size, negative, sources) in rows.items():
+        preset = get_preset(name)
+        scales = f"{preset.guidance_scale}" + (
+            f" / {preset.guidance_scale_2}" if preset.guidance_scale_2 is not None else ""
+        )
+        assert (int(steps), guidance, int(fps), int(longest)) == (
+            preset.steps,
+            scales,
+            preset.fps,
+            preset.max_frames,
+        ), name
+        assert shift == ("folder's" if preset.flow_shift is None else str(preset.flow_shift)), name
+        assert size == f"{preset.native_width}×{preset.native_height}", name
+        assert negative.startswith("none") == (preset.negative_prompt == "" or preset.guidance_scale <= 1), (
+            name
+        )
+        assert len(sources) > 40, name  # each row says where its values come from

@@ -55,6 +55,25 @@ def test_problems_names_missing_components_and_shards(tmp_path):
     assert problems(tmp_path) == ["vae/model-2.safetensors"]
 
 
+def test_problems_looks_for_a_presets_moved_components_and_named_files_where_it_loads_them(tmp_path):
+    import dataclasses
+    from types import MappingProxyType
+
+    index = {"_class_name": "LTX2Pipeline", "transformer": ["diffusers", "LTX2VideoTransformer3DModel"]}
+    (tmp_path / "model_index.json").write_text(json.dumps(index))
+    (tmp_path / "transformer_full").mkdir()
+    (tmp_path / "transformer_full" / "config.json").write_text("{}")
+    preset = dataclasses.replace(
+        get_preset("ltx-2"),
+        component_folders=MappingProxyType({"transformer": "transformer_full"}),
+        allow_patterns=("model_index.json", "transformer_full/*", "stage-2.safetensors"),
+    )
+    assert problems(tmp_path) == ["transformer/"]  # no preset: the folder model_index.json names
+    assert problems(tmp_path, preset) == ["stage-2.safetensors"]
+    (tmp_path / "stage-2.safetensors").write_bytes(b"0")
+    assert problems(tmp_path, preset) == []
+
+
 PULL_OFFLINE = """
 from framecast.engine.presets import get_preset
 from framecast.engine.weights import pull

@@ -19,10 +19,10 @@ import numpy as np
 from framecast.engine.creative.audio import AudioStage, build_tiny_audio
 from framecast.engine.creative.prompting import PromptOptimiser, prompt_llm
 from framecast.engine.creative.shots import ShotPlanner
-from framecast.engine.creative.styles import StyleLoras, apply_style
+from framecast.engine.creative.styles import StyleLoras, apply_style, without_terms
 from framecast.engine.encode import fit_audio
 from framecast.engine.options import EngineOptions
-from framecast.engine.planning.plan import PlanStage, RenderPlan, with_prompts
+from framecast.engine.planning.plan import PlanStage, RenderPlan, merge_negative, with_prompts
 from framecast.engine.presets import Preset
 from framecast.schema import TextToVideoInput, ThinkingType
 
@@ -79,8 +79,11 @@ class Creative:
 
     def _shots_stage(self, log: Log) -> PlanStage:
         def split(request: TextToVideoInput, plan: RenderPlan) -> RenderPlan:
-            if not request.generate_multi_clip_switch:
+            # Asked for, or a long clip on a model whose way to make one is shots of one subject.
+            if not request.generate_multi_clip_switch and plan.temporal != "shots":
                 return plan
+            if plan.temporal == "shots":
+                log(f"longer than the model's {plan.gen_frames} frames: shots of one subject, joined by cuts")
             use_llm = request.thinking_type in (ThinkingType.enabled, ThinkingType.auto)
             shots = self.shots.plan(
                 plan.prompt,
@@ -99,10 +102,16 @@ class Creative:
         def style(request: TextToVideoInput, plan: RenderPlan) -> RenderPlan:
             if request.style is None:
                 return plan
-            prompt, negative = apply_style(plan.prompt, plan.negative_prompt, request.style)
+            # The preset's default negative prompt may name looks ("style, paintings"): asked for a style, they
+            # would push against it, so they go; the user's own negative terms all stay.
+            default = without_terms(self.preset.negative_prompt, self.preset.style_terms)
+            if default != self.preset.negative_prompt:
+                log(f"style {request.style.value}: the default negative prompt's look terms are dropped")
+            base = merge_negative(default, request.negative_prompt)
+            prompt, negative = apply_style(plan.prompt, base, request.style)
             shots = []
             for shot in plan.shots:
-                shot_prompt, shot_negative = apply_style(shot.prompt, shot.negative_prompt, request.style)
+                shot_prompt, shot_negative = apply_style(shot.prompt, base, request.style)
                 shots.append(dataclasses.replace(shot, prompt=shot_prompt, negative_prompt=shot_negative))
             log(f"style {request.style.value}: prompt {prompt!r}; negative prompt {negative!r}")
             return dataclasses.replace(plan, prompt=prompt, negative_prompt=negative, shots=tuple(shots))

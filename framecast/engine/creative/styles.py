@@ -22,7 +22,15 @@ from framecast.engine.creative.text import as_sentence
 from framecast.errors import ConfigError
 from framecast.schema import Style
 
-__all__ = ["STYLE_TEXTS", "LoraHost", "StyleLoras", "StyleText", "apply_style", "parse_style_loras"]
+__all__ = [
+    "STYLE_TEXTS",
+    "LoraHost",
+    "StyleLoras",
+    "StyleText",
+    "apply_style",
+    "parse_style_loras",
+    "without_terms",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -71,11 +79,19 @@ STYLE_TEXTS: dict[Style, StyleText] = {
 
 
 def apply_style(prompt: str, negative: str, style: Style | None) -> tuple[str, str]:
-    """Return ``(prompt, negative)`` with ``style``'s texts added; unchanged when ``style`` is ``None``."""
+    """Return ``(prompt, negative)`` with ``style``'s texts added; unchanged when ``style`` is ``None``. (The
+    preset's look terms that a style would fight are dropped from its default negative prompt by the style stage
+    before: ``without_terms``.)"""
     if style is None:
         return prompt, negative
     text = STYLE_TEXTS[style]
     return f"{text.lead} {as_sentence(prompt)} {text.look}", _merge_terms(negative, text.negative)
+
+
+def without_terms(negative: str, terms: tuple[str, ...]) -> str:
+    """``negative`` without the comma-separated terms in ``terms`` (case-insensitive)."""
+    drop = {term.lower() for term in terms}
+    return ", ".join(t.strip() for t in negative.split(",") if t.strip() and t.strip().lower() not in drop)
 
 
 def _merge_terms(negative: str, extra: str) -> str:

@@ -17,7 +17,7 @@ from framecast.errors import ConfigError
 if TYPE_CHECKING:
     from framecast.engine.families.base import Family
 
-__all__ = ["all_families", "get_family", "register", "save_tiny", "tiny_pipeline"]
+__all__ = ["all_families", "get_family", "register", "save_tiny", "tiny_family", "tiny_pipeline"]
 
 _FAMILIES: dict[str, type[Family]] = {}
 _discovered = False
@@ -57,8 +57,8 @@ def all_families() -> list[type[Family]]:
     return list(_FAMILIES.values())
 
 
-def tiny_pipeline(preset_name: str) -> Any:
-    """The tiny pipeline of a preset as its family builds it (random weights, CPU, float32)."""
+def tiny_family(preset_name: str) -> Family:
+    """A preset's family with its tiny model loaded (random weights, CPU, float32)."""
     import torch
 
     from framecast.engine.presets import VARIANTS, get_preset
@@ -66,12 +66,18 @@ def tiny_pipeline(preset_name: str) -> Any:
     preset = get_preset(preset_name)
     family = get_family(preset.family)(preset, VARIANTS.get(preset.variant))
     family.load(None, torch.float32)
-    return family.pipe
+    return family
+
+
+def tiny_pipeline(preset_name: str) -> Any:
+    """The tiny pipeline of a preset as its family builds it (random weights, CPU, float32)."""
+    return tiny_family(preset_name).pipe
 
 
 def save_tiny(preset_name: str, folder: str | Path) -> Path:
-    """Write a preset's tiny pipeline with ``save_pretrained``: a stand-in for downloaded weights, loaded back
-    through the same ``from_pretrained`` path as real ones (``FRAMECAST_MODEL_PATH``)."""
+    """Write a preset's tiny model as its family lays out its weights (``Family.save``: ``save_pretrained``,
+    plus any files beside the pipeline): a stand-in for downloaded weights, loaded back through the same
+    ``from_pretrained`` path as real ones (``FRAMECAST_MODEL_PATH``)."""
     folder = Path(folder)
-    tiny_pipeline(preset_name).save_pretrained(folder)
+    tiny_family(preset_name).save(folder)
     return folder

@@ -11,6 +11,7 @@ way its authors' docs show (``generate``). A family overrides what its line does
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +108,12 @@ class Family:
     levers: ClassVar[frozenset[str]] = frozenset()
     # Whether it continues a clip from a frame (``Preset.extend == "chain"``: ``continue_clip``).
     continues: ClassVar[bool] = False
+    # Whether its own pipeline upscales above the native size (a latent upsampler and refine), so that the
+    # engine offers planning no upscaler stage (stages/upscale.py) for it.
+    upscales_itself: ClassVar[bool] = False
+    # Whether its denoising loop blends overlapping windows of a longer clip (``Preset.extend == "window"``:
+    # ``generate`` honours ``plan.windows``).
+    windows: ClassVar[bool] = False
     # The attribute of each expert holding its repeated transformer blocks.
     blocks: ClassVar[str] = "transformer_blocks"
     # Attribute names of the denoisers on the pipeline, in the order the pipeline uses them.
@@ -136,13 +143,27 @@ class Family:
 
     def from_folder(self, folder: Path, dtype: torch.dtype, parts: dict[str, Any]) -> Any:
         """``from_pretrained`` of the preset's pipeline class; ``parts`` are built in code, so the folder's
-        own versions of them are never loaded."""
+        own versions of them are never loaded, and the components of ``Preset.component_folders`` come from
+        the folders it names."""
         import diffusers
 
+        parts = {**self._from_component_folders(folder, dtype), **parts}
         pipeline_class = getattr(diffusers, self.preset.pipeline_class)
         return pipeline_class.from_pretrained(
             folder, dtype=self.dtypes(dtype), local_files_only=True, **parts
         )
+
+    def _from_component_folders(self, folder: Path, dtype: torch.dtype) -> dict[str, Any]:
+        import diffusers
+
+        index = json.loads((folder / "model_index.json").read_text())
+        parts = {}
+        for name, subfolder in self.preset.component_folders.items():
+            _, class_name = index[name]  # the class the pipeline expects there: ["diffusers", "<class>"]
+            parts[name] = getattr(diffusers, class_name).from_pretrained(
+                folder, subfolder=subfolder, dtype=dtype, local_files_only=True
+            )
+        return parts
 
     def dtypes(self, dtype: torch.dtype) -> Any:
         """``from_pretrained``'s ``dtype``: one for every component, or a mapping per component."""
@@ -155,6 +176,13 @@ class Family:
     def tiny(self) -> Any:
         """The pipeline at tiny size with random weights, built offline (tests, CI, CPU smoke runs)."""
         raise NotImplementedError(f"{self.name} has no tiny model")
+
+    def save(self, folder: Path) -> None:
+        """Write the loaded model as a weights folder laid out as its published repo is (``save_tiny``): a
+        stand-in for downloaded weights, loaded back through ``load`` as real ones are."""
+        self.pipe.save_pretrained(folder)
+        for name, subfolder in self.preset.component_folders.items():
+            getattr(self.pipe, name).save_pretrained(Path(folder) / subfolder)
 
     def tiny_loras(self, count: int) -> tuple[str, tuple[str, ...]]:
         """A folder of ``count`` random LoRA files for the tiny model's experts, one each (a tiny twin of a
@@ -208,8 +236,8 @@ class Family:
     # 3. Rendering
     def denoising_steps(self, plan: RenderPlan) -> int:
         """Denoising steps in one segment of ``plan``: what progress counts to (a chunked model runs its steps
-        once per chunk)."""
-        return plan.steps
+        once per chunk; a two-stage plan's refine is included)."""
+        return plan.steps + plan.refine_steps
 
     def call_kwargs(self, plan: RenderPlan, steps: Steps | None, segment: int = 0) -> dict[str, Any]:
         """The pipeline's arguments for ``plan``, as its authors' docs call it; ``segment`` seeds a chained

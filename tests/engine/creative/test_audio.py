@@ -9,6 +9,7 @@ from framecast.engine.creative.audio import (
     describe_audio,
     wants_dialogue,
 )
+from framecast.engine.presets import joint_audio_presets
 from framecast.errors import ModelUnavailableError, RenderStopped
 from tests.engine.conftest import Log
 
@@ -64,7 +65,8 @@ def test_log_names_the_description_and_that_dialogue_needs_joint_audio(stage):
     log = Log()
     stage.generate('An old man says "welcome home"', 48, 24, seed=1, log=log)
     assert log[0].startswith("audio stage: ") and 'Scene: An old man says "welcome home"' in log[0]
-    assert "dialogue needs a joint-audio preset (ltx-2)" in log[1]
+    assert f"dialogue needs a joint-audio preset ({joint_audio_presets()})" in log[1]
+    assert joint_audio_presets().startswith("ltx-2, ltx-2.5")
 
 
 def test_stop_request_ends_the_audio_stage(stage):

@@ -207,3 +207,20 @@ def test_style_lora_from_settings_applies_on_tiny_wan_and_unloads_for_the_next_r
     assert not torch.allclose(
         with_lora, engine.generate(make_plan(styled, engine.preset), RecordingContext()).video
     )
+
+
+def test_a_style_drops_the_presets_photographic_look_terms_from_its_negative_prompt():
+    from framecast.engine import EngineOptions
+    from framecast.engine.creative import Creative
+    from framecast.engine.planning import make_plan
+    from framecast.engine.presets import get_preset
+
+    preset = get_preset("tiny:ltx-2")
+    assert preset.style_terms and all(term in preset.negative_prompt for term in preset.style_terms)
+    creative = Creative(EngineOptions(model=preset.name, device="cpu"), preset)
+    for style in (None, Style.anime):
+        request = TextToVideoInput(prompt=PROMPT, seed=3, style=style)
+        plan = make_plan(request, preset, stages=creative.stages(lambda line: None))
+        kept = [term for term in preset.style_terms if term in plan.negative_prompt.split(", ")]
+        assert kept == ([] if style else list(preset.style_terms))
+        assert "blurry" in plan.negative_prompt and "has_subtitles" in plan.negative_prompt

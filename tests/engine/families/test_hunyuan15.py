@@ -246,14 +246,14 @@ def test_fp8_swaps_the_block_linears_and_moves_the_frames_a_little(family):
 def test_the_family_declares_the_levers_tested_here_and_is_found_by_its_preset_name():
     assert get_family(get_preset("hunyuanvideo-1.5-480p").family) is HunyuanVideo15Family
     assert HunyuanVideo15Family.levers == {"attention", "compile", "fp8"}
-    assert not HunyuanVideo15Family.continues
+    assert not HunyuanVideo15Family.continues and not HunyuanVideo15Family.windows
     for name in (
         "hunyuanvideo-1.5-480p",
         "hunyuanvideo-1.5-720p",
         "hunyuanvideo-1.5-480p-cfg-distilled",
         TINY,
     ):
-        assert get_preset(name).extend == "stretch"
+        assert get_preset(name).extend == "shots"  # no continuation, no windows: shots of one subject
 
 
 def test_each_preset_generates_at_the_bucket_its_pipeline_picks_for_16_9():

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 from pydantic import ValidationError
 
@@ -23,7 +25,15 @@ CASES = [
     for duration in ("5", "8", "10")
     if not (resolution == "1080p" and duration == "10")
 ]
-PRESETS = ["wan2.2-ti2v-5b", "wan2.1-t2v-1.3b", "wan2.2-t2v-a14b", "ltx-2", "tiny-wan", "tiny-ltx2"]
+PRESETS = [
+    "wan2.2-ti2v-5b",
+    "wan2.1-t2v-1.3b",
+    "wan2.2-t2v-a14b",
+    "ltx-2",
+    "ltx-2.5",
+    "tiny-wan",
+    "tiny-ltx2",
+]
 
 
 def request(**fields) -> TextToVideoInput:
@@ -42,7 +52,7 @@ def test_plan_has_the_exact_size_frames_and_fps_of_the_table(resolution, aspect,
         # generation: the preset's multiple and frame rule, its pixel budget, the output's aspect
         assert plan.gen_width % preset.size_multiple == 0 and plan.gen_height % preset.size_multiple == 0
         assert (plan.gen_frames - 1) % preset.frame_step == 0
-        assert plan.gen_frames <= preset.max_frames
+        assert (plan.window_frames or plan.gen_frames) <= preset.max_frames  # no pass longer than the model's
         assert abs(plan.gen_width * plan.gen_height / preset.native_pixels - 1) < 0.15
         # rounding each side to the multiple is the only aspect error
         aspect_error = abs(plan.gen_width / plan.gen_height / (plan.width / plan.height) - 1)
@@ -52,8 +62,14 @@ def test_plan_has_the_exact_size_frames_and_fps_of_the_table(resolution, aspect,
         elif plan.temporal == "chain":
             covered = plan.gen_frames + (plan.segments - 1) * (plan.gen_frames - 1)
             assert plan.frames <= covered < plan.frames + plan.gen_frames - 1
+        elif plan.temporal == "window":
+            # The whole clip at once, in windows of the model's longest clip that tile it exactly.
+            assert plan.frames <= plan.gen_frames < plan.frames + preset.frame_step
+            assert plan.window_frames <= preset.max_frames < plan.gen_frames
+            assert plan.windows[0] == 0 and plan.windows[-1] + plan.window_frames == plan.gen_frames
         else:
-            assert plan.temporal == "stretch" and plan.gen_frames < plan.frames
+            # A long clip of shots of one subject: the creative shots stage splits it (tested with the engine).
+            assert plan.temporal == "shots" and plan.gen_frames < plan.frames
 
 
 @pytest.mark.parametrize("aspect", ASPECTS)
@@ -71,16 +87,49 @@ def test_output_sizes_cover_every_resolution_and_aspect():
 def test_5_seconds_at_24_fps_generates_121_frames_and_drops_the_last():
     plan = make_plan(request(), get_preset("wan2.2-ti2v-5b"))
     assert (plan.frames, plan.gen_frames, plan.temporal) == (120, 121, "trim")
-    assert (plan.gen_width, plan.gen_height) == (1280, 704)
+    assert (plan.gen_width, plan.gen_height) == (1280, 736)  # 720p: a crop to 1280x720 (test_upscale_plan.py)
 
 
-def test_durations_beyond_the_model_are_chained_or_stretched_never_shortened():
+def test_durations_beyond_the_model_are_generated_in_full_never_shortened_and_stretched_only_when_asked():
     assert generation_frames(get_preset("wan2.2-ti2v-5b"), 240) == (121, "chain")
-    assert generation_frames(get_preset("wan2.1-t2v-1.3b"), 160) == (81, "stretch")
+    assert generation_frames(get_preset("wan2.1-t2v-1.3b"), 160) == (161, "window")
+    assert generation_frames(get_preset("wan2.2-t2v-a14b"), 128) == (129, "window")
     assert generation_frames(get_preset("ltx-2"), 240) == (241, "trim")
+    assert generation_frames(get_preset("wan2.1-t2v-1.3b"), 160, stretch=True) == (81, "stretch")
     assert generation_frames(get_preset("helios-14b"), 240) == (261, "trim")  # 8 chunks of 33, cut to 4k + 1
     ten = make_plan(request(duration="10"), get_preset("wan2.2-ti2v-5b"))
     assert (ten.frames, ten.gen_frames, ten.segments) == (240, 121, 2)  # 121 + 120 = 241 frames
+    assert ten.joins() == [{"frame": 121, "how": "continues from the frame before"}]
+    windowed = make_plan(request(duration="10"), get_preset("wan2.1-t2v-1.3b"))
+    assert (windowed.gen_frames, windowed.window_frames, windowed.windows) == (161, 81, (0, 40, 80))
+    assert [j["frames"] for j in windowed.joins()] == [[40, 80], [80, 120]]
+
+
+@pytest.mark.parametrize("name", [p.name for p in all_presets()])
+@pytest.mark.parametrize("duration", ["8", "10"])
+def test_no_preset_stretches_a_long_clip_unless_the_operator_asks(name, duration):
+    preset = get_preset(name)
+    assert preset.extend != "stretch"
+    plan = make_plan(request(duration=duration), preset)
+    assert plan.temporal != "stretch"
+    assert make_plan(request(duration=duration), preset, stretch=True).temporal in ("trim", "stretch")
+
+
+WINDOW_CASES = [(f, w) for f in (85, 129, 161, 193, 241, 481) for w in (41, 81, 121) if f > w]
+
+
+@pytest.mark.parametrize(("frames", "window"), WINDOW_CASES)
+def test_windows_tile_the_clip_on_the_frame_rule_each_sharing_a_quarter_with_its_neighbour(frames, window):
+    from framecast.engine.planning.plan import window_starts
+
+    starts = window_starts(frames, window, 4)
+    quarter = math.ceil((window - 1) / 4)
+    assert starts[0] == 0 and starts[-1] + window == frames and all(s % 4 == 0 for s in starts)
+    # Neighbours share at least a quarter of a window (less the rounding of a start to the frame rule) ...
+    assert all(a + window - b >= quarter - 2 for a, b in zip(starts, starts[1:], strict=False))
+    # ... with the fewest windows that can: one fewer, spread as evenly, could not.
+    if len(starts) > 2:
+        assert (frames - window) / (len(starts) - 2) > window - 1 - quarter
 
 
 def test_1080p_is_upscaled_from_the_native_pixel_count():
@@ -100,7 +149,7 @@ def test_seed_is_kept_when_given_and_drawn_in_range_when_absent():
 def test_negative_prompt_merges_the_users_with_the_presets_default():
     preset = get_preset("wan2.1-t2v-1.3b")
     plan = make_plan(request(negative_prompt="dogs, "), preset)
-    assert plan.negative_prompt.startswith("dogs, bright tones")
+    assert plan.negative_prompt.startswith("dogs, Bright tones")
     assert merge_negative("", "") == ""
     assert make_plan(request(), preset).negative_prompt == preset.negative_prompt
 
@@ -133,3 +182,18 @@ def test_every_registered_preset_plans_every_duration():
         for duration in Duration:
             plan = make_plan(request(duration=duration.value), preset)
             assert plan.frames == duration.seconds * preset.fps
+
+
+def test_a_two_stage_plan_generates_on_a_64_grid_and_counts_its_refining_steps():
+    for name in ("ltx-2", "ltx-2.5", "ltx-2.5-distilled"):
+        preset = get_preset(name)
+        assert preset.two_stage is not None and preset.size_multiple == 64
+        for aspect in ASPECTS:
+            plan = make_plan(request(resolution="720p", aspect_ratio=aspect), preset)
+            # stage 1 at half the size still lands on the VAE's 32-pixel grid
+            assert (plan.gen_width // 2) % 32 == 0 and (plan.gen_height // 2) % 32 == 0
+            assert plan.refine_steps == preset.two_stage.steps == 3
+    assert make_plan(request(), get_preset("tiny-ltx2")).refine_steps == 0
+    sixteen_nine = make_plan(request(), get_preset("ltx-2"))
+    # the authors' stage 1 of 768x512 doubled, at 16:9: stage 1 832x480
+    assert (sixteen_nine.gen_width, sixteen_nine.gen_height) == (1664, 960)

@@ -10,7 +10,7 @@ The pipeline is called as its authors' and diffusers' docs call it, with what th
 - its VAE always tiles: untiled, the mid-block's causal mask alone is ~5 GB at 480p and ~25 GB at 720p.
 
 It does not continue a clip from a frame: that needs the separate image-to-video transformer and a SigLIP encoder
-(``docs/models.md``), so its presets stretch long clips.
+(``docs/models.md``), so its presets make long clips as shots of one subject.
 """
 
 from __future__ import annotations

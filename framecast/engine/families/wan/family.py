@@ -36,6 +36,7 @@ class WanFamily(Family):
     keywords = ("wan",)
     levers = frozenset({"attention", "compile", "fp8", "vae_bf16", "first_block_cache", "step_distillation"})
     continues = True
+    windows = True
     blocks = "blocks"
     expert_names = ("transformer", "transformer_2")
 
@@ -114,6 +115,8 @@ class WanFamily(Family):
             generator=seeded_generator(plan.seed),
             on_step=on_step,
             max_steps=max_steps,
+            windows=plan.windows,
+            window_frames=plan.window_frames,
         )
 
     def _max_sequence_length(self) -> int:

@@ -11,6 +11,9 @@ called:
   projection and the fp32 (batch, tokens, 6, dim) modulation tensors in every block, with the same arithmetic
   per token;
 - the A14B two-expert switch (``transformer_2`` below ``boundary_ratio``) exactly as the pipeline does it;
+- clips longer than the model's longest (``windows``): all of the clip's latents are denoised together, each
+  step predicting overlapping windows of the longest clip and blending their velocities where they overlap
+  (linear cross-fades that sum to one), so the whole clip moves for real and neighbouring windows agree;
 - any scheduler the pipeline has, DMD's stochastic one (dmd.py) included: its re-noising draws from the
   render's seeded generator, after the initial noise.
 
@@ -29,7 +32,7 @@ error under 1e-4 in fp32); in bf16 the batched forward differs from two batch-1 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -41,6 +44,7 @@ __all__ = [
     "decode",
     "denoise",
     "encode_prompts",
+    "window_weights",
 ]
 
 # Called after every step with (step_index, total_steps, latents); raise from it to stop the render.
@@ -149,14 +153,16 @@ def _predict(
     context: dict,
     pipe,
     options: LoopOptions,
+    name: str = "",
 ) -> torch.Tensor:
-    """The guided velocity for one step, in the transformer's dtype like the pipeline's."""
+    """The guided velocity for one step, in the transformer's dtype like the pipeline's; ``name`` keeps each
+    window's cache state apart."""
     x = latents.to(positive.dtype)
     if negative is None:
-        with model.cache_context("cond", **context):
+        with model.cache_context(f"cond{name}", **context):
             return model(x, _timestep(pipe, t, latents, 1, options), positive, return_dict=False)[0]
     if options.batched_cfg:
-        with model.cache_context("cond_uncond", **context):
+        with model.cache_context(f"cond_uncond{name}", **context):
             both = model(
                 torch.cat([x, x]),
                 _timestep(pipe, t, latents, 2, options),
@@ -166,11 +172,48 @@ def _predict(
         cond, uncond = both.chunk(2)
     else:
         timestep = _timestep(pipe, t, latents, 1, options)
-        with model.cache_context("cond", **context):
+        with model.cache_context(f"cond{name}", **context):
             cond = model(x, timestep, positive, return_dict=False)[0]
-        with model.cache_context("uncond", **context):
+        with model.cache_context(f"uncond{name}", **context):
             uncond = model(x, timestep, negative, return_dict=False)[0]
     return uncond + guidance_scale * (cond - uncond)
+
+
+def window_weights(starts: Sequence[int], window: int) -> list[torch.Tensor]:
+    """Per window, the weight of each of its latent frames: 1 inside, a linear cross-fade over the frames it
+    shares with each neighbour (the two fades sum to one there)."""
+    weights = []
+    for k, start in enumerate(starts):
+        weight = torch.ones(window)
+        if k > 0:
+            shared = starts[k - 1] + window - start
+            weight[:shared] = torch.arange(1, shared + 1) / (shared + 1)
+        if k + 1 < len(starts):
+            shared = start + window - starts[k + 1]
+            weight[window - shared :] = torch.minimum(
+                weight[window - shared :], torch.arange(shared, 0, -1) / (shared + 1)
+            )
+        weights.append(weight)
+    return weights
+
+
+def _blended(
+    predict: Callable[[torch.Tensor, str], torch.Tensor],
+    latents: torch.Tensor,
+    starts: Sequence[int],
+    weights: Sequence[torch.Tensor],
+) -> torch.Tensor:
+    """One step's velocity for the whole clip: each window predicted on its slice of the latents, the
+    predictions weighted and summed where windows overlap, then normalised by the summed weights."""
+    window = len(weights[0])
+    total = torch.zeros_like(latents, dtype=torch.float32)
+    norm = torch.zeros(latents.shape[2], dtype=torch.float32, device=latents.device)
+    for k, (start, weight) in enumerate(zip(starts, weights, strict=True)):
+        part = predict(latents[:, :, start : start + window], f"_w{k}").float()
+        weight = weight.to(latents.device)
+        total[:, :, start : start + window] += part * weight.view(1, 1, -1, 1, 1)
+        norm[start : start + window] += weight
+    return total / norm.view(1, 1, -1, 1, 1)
 
 
 @torch.no_grad()
@@ -190,11 +233,15 @@ def denoise(
     options: LoopOptions = LoopOptions(),
     on_step: StepCallback | None = None,
     max_steps: int | None = None,
+    windows: Sequence[int] = (),
+    window_frames: int = 0,
 ) -> torch.Tensor:
     """Run the denoising loop and return the final latents (float32, not yet denormalised or decoded).
 
     Guidance is on when ``negative_prompt_embeds`` is given (the caller decides, as ``guidance_scale > 1``).
     ``max_steps`` stops after that many steps of the ``num_inference_steps`` schedule (benchmarks time a few).
+    ``windows`` (first frames, on the frame rule) and ``window_frames`` denoise a clip longer than the model's
+    longest as blended overlapping windows (module docstring).
     """
     # 1. Check inputs
     _check_size(pipe, height, width, num_frames)
@@ -226,13 +273,16 @@ def denoise(
         latents,
     )
 
-    # 5. Expert switch (Wan2.2 A14B): the first expert above the boundary timestep, the second below it
+    # 5. Windows, in latent frames (the VAE keeps one latent frame per vae_scale_factor_temporal frames)
+    starts, weights = _latent_windows(pipe, latents, windows, window_frames)
+
+    # 6. Expert switch (Wan2.2 A14B): the first expert above the boundary timestep, the second below it
     boundary = None
     if pipe.config.boundary_ratio is not None:
         boundary = pipe.config.boundary_ratio * pipe.scheduler.config.num_train_timesteps
     low_noise_scale = guidance_scale if guidance_scale_2 is None else guidance_scale_2
 
-    # 6. Denoising loop; a stochastic sampler (dmd.py) draws its fresh noise from the same seeded generator
+    # 7. Denoising loop; a stochastic sampler (dmd.py) draws its fresh noise from the same seeded generator
     step_kwargs = (
         {"generator": generator} if "generator" in inspect.signature(pipe.scheduler.step).parameters else {}
     )
@@ -244,11 +294,30 @@ def denoise(
         model = pipe.transformer if high_noise else pipe.transformer_2
         scale = guidance_scale if high_noise else low_noise_scale
         context = {"step_index": i, "sigma": float(pipe.scheduler.sigmas[i]), "num_inference_steps": total}
-        velocity = _predict(model, latents, t, positive, negative, scale, context, pipe, options)
+
+        def predict(x: torch.Tensor, name: str = "") -> torch.Tensor:
+            return _predict(model, x, t, positive, negative, scale, context, pipe, options, name)  # noqa: B023
+
+        velocity = _blended(predict, latents, starts, weights) if starts else predict(latents)
         latents = pipe.scheduler.step(velocity, t, latents, return_dict=False, **step_kwargs)[0]
         if on_step is not None:
             on_step(i, total, latents)
     return latents
+
+
+def _latent_windows(
+    pipe, latents: torch.Tensor, windows: Sequence[int], window_frames: int
+) -> tuple[list[int], list[torch.Tensor]]:
+    if len(windows) < 2:
+        return [], []
+    step = pipe.vae_scale_factor_temporal
+    window = (window_frames - 1) // step + 1
+    starts = [start // step for start in windows]
+    if any(start % step for start in windows) or starts[-1] + window != latents.shape[2]:
+        raise ValueError(
+            f"windows {list(windows)} of {window_frames} frames do not tile {latents.shape[2]} latents"
+        )
+    return starts, window_weights(starts, window)
 
 
 @torch.no_grad()
