@@ -80,6 +80,8 @@ class Settings:
     prompt_llm_url: str = ""  # an OpenAI-compatible server to use instead of the local LLM
     prompt_llm_api_key: str = ""
     audio_model: str = "stabilityai/stable-audio-open-1.0"  # the audio stage's weights: repo or folder
+    # The upscaler stage's weights (outputs above a preset's native size): repo, folder, or "tiny" (test model)
+    upscaler_model: str = "kandinskylab/Kandinsky-6.0-VSR-distilled2steps-5s-Diffusers"
     device: str = "auto"  # cuda | cpu | auto
     # Regional torch.compile of Wan's transformer blocks on CUDA: faster steps, minutes of warm-up at start-up
     # (the default request's size; other sizes compile on their first request).

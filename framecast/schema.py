@@ -168,3 +168,8 @@ class TextToVideoOutput(BaseModel):
     seed: int = Field(description="Framecast-only: the seed actually used, to reproduce the clip")
     prompt: str | None = Field(None, description="Framecast-only: the final prompt after style and rewriting")
     shots: list[Shot] | None = Field(None, description="Framecast-only: the shots of a multi-clip video")
+    upscaled: str | None = Field(
+        None,
+        description='Framecast-only: how frames were brought above the model\'s native size: "bicubic", or the '
+        "learned upscaler's name; absent when nothing was upscaled",
+    )

@@ -306,7 +306,13 @@ class Worker:
     def _output(self, result: RenderResult, url: str, key: str, size: int) -> dict[str, Any]:
         video = File(url=url, content_type="video/mp4", file_name=key.rsplit("/", 1)[-1], file_size=size)
         output = TextToVideoOutput.model_validate(
-            {"video": video, "seed": result.seed, "prompt": result.prompt, "shots": result.shots}
+            {
+                "video": video,
+                "seed": result.seed,
+                "prompt": result.prompt,
+                "shots": result.shots,
+                "upscaled": result.extra.get("upscaled"),
+            }
         )
         return output.model_dump(mode="json", exclude_none=True)
 

@@ -139,7 +139,7 @@ def test_no_engine_module_outside_families_names_a_model_family():
     offenders = []
     for path in sorted(ENGINE.rglob("*.py")):
         relative = path.relative_to(ENGINE)
-        if relative.parts[0] == "families" or relative.name == "presets.py":
+        if relative.parts[0] in ("families", "presets"):
             continue
         offenders += [f"{relative}:{line}: {keywords[w]}" for line, w in code_words(path) if w in keywords]
     assert offenders == []

@@ -124,6 +124,22 @@ def test_a_queued_job_is_rendered_stored_and_completed_with_a_valid_output(
     assert list((settings.data_dir / "work").iterdir()) == []
 
 
+def test_the_output_says_how_frames_above_the_models_size_were_upscaled(
+    settings: Settings, store: JobStore, storage: LocalStorage
+) -> None:
+    from framecast.engine import create_engine
+
+    # tiny-wan draws 112x64: 360p is above it, and no learned upscaler's weights are at this path
+    engine = create_engine(Settings(model="tiny-wan", device="cpu", upscaler_model="/no/such/upscaler"))
+    job = submit(store)
+    Worker(settings, store, storage, engine).run_once()
+
+    done = store.get(job.id)
+    assert done is not None and done.status is JobStatus.COMPLETED
+    assert TextToVideoOutput.model_validate(done.output).upscaled == "bicubic"
+    assert has_log(store, job.id, "upscale: bicubic from 112x64 to 640x360")
+
+
 def test_the_request_base_url_is_used_for_the_video_url_when_known(
     settings: Settings, store: JobStore, storage: LocalStorage
 ) -> None:

@@ -12,6 +12,7 @@ from framecast.engine import weights
 from framecast.engine.base import Engine, RenderResult
 from framecast.engine.options import EngineOptions
 from framecast.engine.presets import VARIANTS, all_presets, get_preset
+from framecast.engine.stages import TINY_UPSCALER, UPSCALER_LICENCE, UPSCALER_NAME
 from framecast.errors import ModelUnavailableError
 from framecast.schema import TextToVideoInput
 
@@ -31,12 +32,7 @@ def models_list(options: EngineOptions) -> str:
                 present = f"FRAMECAST_MODEL_PATH={options.model_path}"
         rows.append((preset.name, size, present, preset.licence))
     for extra, (source, _) in auxiliary_models(options).items():
-        present = (
-            "local folder"
-            if Path(source).is_dir()
-            else ("present" if weights.cached_repo(source) else "missing")
-        )
-        rows.append((extra, "-", present, f"auxiliary: {source}"))
+        rows.append((extra, "-", _auxiliary_weights(source), f"auxiliary: {source}"))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3]
@@ -59,7 +55,24 @@ def auxiliary_models(options: EngineOptions) -> dict[str, tuple[str, str]]:
             "(accept it on the Hub first: the repository is gated)",
         ),
         "prompt-llm": (options.prompt_llm, "thinking_type prompt optimisation and multi-clip shot prompts"),
+        UPSCALER_NAME: (
+            options.upscaler_model,
+            f"upscaler stage for outputs above a preset's native size (1080p); {UPSCALER_LICENCE} licence; "
+            "without it those outputs are upscaled bicubically",
+        ),
     }
+
+
+def _auxiliary_weights(source: str) -> str:
+    """Whether an auxiliary model's weights are here; a diffusers pipeline folder is checked for completeness."""
+    if source == TINY_UPSCALER:
+        return "built in (random weights, test only)"
+    folder = Path(source) if Path(source).is_dir() else weights.cached_repo(source)
+    if folder is None:
+        return "missing"
+    if (folder / "model_index.json").is_file() and weights.problems(folder):
+        return "incomplete"
+    return "local folder" if Path(source).is_dir() else "present"
 
 
 def models_pull(options: EngineOptions, name: str) -> Path:

@@ -1,9 +1,10 @@
 """``DiffusersEngine``: one preset loaded once, rendering plans through its model family.
 
 It loads (weights folder or tiny model, the variant's levers, the memory mode, the settings' levers), plans
-(creative stages, shots, compile buckets), generates each shot through the family (chaining segments from their
-last frame when the plan says so), adds the soundtrack and encodes the MP4. Everything that differs between model
-lines is behind the ``Family`` interface (families/); the speed levers are functions of speed/.
+(creative stages, shots, compile buckets, the upscaler on offer), generates each shot through the family (chaining
+segments from their last frame when the plan says so), runs the upscaler stage when the plan names it, adds the
+soundtrack and encodes the MP4. Everything that differs between model lines is behind the ``Family`` interface
+(families/); the speed levers are functions of speed/, the stages of stages/.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from framecast.engine.planning.plan import (
     shots_output,
     summary,
 )
+from framecast.engine.planning.upscale import UpscalerSpec
 from framecast.engine.presets import TINY_PREFIX, VARIANTS, Preset
 from framecast.engine.speed import lever
 from framecast.engine.speed.attention import AttentionOptions
@@ -48,6 +50,8 @@ from framecast.engine.speed.compile import CompileOptions, warm_up
 from framecast.engine.speed.distill import DistillOptions
 from framecast.engine.speed.fp8 import Fp8Options, fp8_matmul_supported
 from framecast.engine.speed.vae import VaeOptions
+from framecast.engine.stages import TINY_UPSCALER, UPSCALER_NAME
+from framecast.engine.stages.upscale import Upscaler, load_upscaler, upscaler_offer
 from framecast.errors import ConfigError
 from framecast.schema import TextToVideoInput
 
@@ -71,6 +75,7 @@ class DiffusersEngine:
         self.offload = "none"
         self.creative: Creative | None = None  # thinking_type, shots, style (LoRA), audio stage
         self.compiled = False  # the compile lever: shots generate in frame buckets
+        self._upscaler: Upscaler | None = None  # the upscaler stage, loaded on the first plan that names it
 
     @property
     def pipe(self) -> Any:
@@ -168,9 +173,10 @@ class DiffusersEngine:
         """Compile the experts' blocks and warm the shapes ``FRAMECAST_COMPILE_WARMUP`` names now, at load; a
         shape not warmed compiles on its first request. Returns seconds per shape."""
         preset = self.preset
-        shapes = buckets.warmup_shapes(preset, self.options.compile_warmup)  # a bad setting fails first
+        spec, _ = self.upscaler_offer()
+        shapes = buckets.warmup_shapes(preset, self.options.compile_warmup, spec)  # a bad setting fails first
         # One graph per shape, batch (CFG or not) and call (text-to-video, the continuation).
-        graphs = 2 * len(buckets.warmup_shapes(preset, "all"))
+        graphs = 2 * len(buckets.warmup_shapes(preset, "all", spec))
         cache_dir = str(self.options.data_dir / "compile-cache")
         self._apply("compile", CompileOptions(backend=backend, cache_dir=cache_dir, graphs=graphs))
         self.compiled = True
@@ -190,12 +196,19 @@ class DiffusersEngine:
     # Planning and rendering
     def plan(self, request: TextToVideoInput, log: Any) -> RenderPlan:
         """The render plan of ``request``, without loading the model: the creative stages (thinking_type,
-        multi-clip, style) shape it, logging to ``log``."""
+        multi-clip, style) shape it, logging to ``log``; the upscaler the engine offers sets how it reaches
+        the output size (and a bicubic upscale says why in ``log``)."""
         if self.creative is None:  # planning alone (framecast plan) needs no model, only the creative stages
             self.creative = Creative(self.options, self.preset, pick_device(self.options.device))
         stages = (*self.stages, *self.creative.stages(log))
         stretch = self.options.long_clips == "stretch"
-        return make_plan(request, self.preset, stages=stages, separate_audio=True, stretch=stretch)
+        spec, absent = self.upscaler_offer()
+        plan = make_plan(
+            request, self.preset, stages=stages, separate_audio=True, stretch=stretch, upscaler=spec
+        )
+        if plan.upscaler == "bicubic":
+            log(bicubic_line(plan, spec, absent))
+        return plan
 
     def render(self, request: TextToVideoInput, ctx: RenderContext, out_path: Any) -> RenderResult:
         # The plan (also in the job's log), the style's LoRA (if configured) swapped in, then the render.
@@ -236,8 +249,10 @@ class DiffusersEngine:
         ctx: RenderContext,
         out_path: Any,
     ) -> RenderResult:
-        """Map the shots' clips to the exact output and encode, with one audio track over the whole video."""
+        """The upscaler stage where the plan names it, then map the shots' clips to the exact output and encode,
+        with one audio track over the whole video (on rank 0 alone in a GPU group)."""
         stop_if_asked(ctx)
+        clips = [(self.upscale(clip, shot_plan, ctx), shot_plan) for clip, shot_plan in clips]
         audio, sample_rate = self._soundtrack([clip for clip, _ in clips], plan, ctx)
         size = encode_mp4(
             out_path,
@@ -261,7 +276,11 @@ class DiffusersEngine:
             prompt=plan.prompt,
             negative_prompt=plan.negative_prompt,
             shots=shots_output(plan),
-            extra={"file_size": size, "preset": self.name},
+            extra={
+                "file_size": size,
+                "preset": self.name,
+                **({"upscaled": plan.upscaler} if plan.upscaler != "none" else {}),
+            },
         )
 
     def generate(
@@ -295,6 +314,32 @@ class DiffusersEngine:
         if plan.segments > 1 or plan.temporal == "window":
             ctx.log(f"continuity: {drift(video, plan.fps).line()}")
         return dataclasses.replace(clip, video=video)
+
+    def upscaler_offer(self) -> tuple[UpscalerSpec | None, str]:
+        """The learned upscaler planning may use (``None`` when the family upscales in its own pipeline), and
+        why it cannot run here ("" when it can)."""
+        if self.model.upscales_itself:
+            return None, ""
+        if self._upscaler is None and self.options.upscaler_model == TINY_UPSCALER:
+            # Built in code in a moment, with no weights to look for: load it now, its spec is its own.
+            self._upscaler = load_upscaler(TINY_UPSCALER, self.device)
+        if self._upscaler is not None:
+            return self._upscaler.spec, ""
+        return upscaler_offer(self.options.upscaler_model)
+
+    def upscale(self, clip: GeneratedClip, plan: RenderPlan, ctx: RenderContext) -> GeneratedClip:
+        """The upscaler stage, when the plan names it: the frames the output uses, at ``x plan.upscale``."""
+        if plan.upscaler in ("none", "bicubic"):
+            return clip
+        stop_if_asked(ctx)
+        if self._upscaler is None:
+            self._upscaler = load_upscaler(self.options.upscaler_model, self.device)
+        # A stretched clip maps all its frames over the output; otherwise only the first plan.frames are shown.
+        video = clip.video if plan.temporal == "stretch" else clip.video[: plan.frames]
+        upscaled = self._upscaler.upscale(
+            video, plan.upscale, plan.seed, log=ctx.log, should_stop=ctx.should_stop
+        )
+        return dataclasses.replace(clip, video=upscaled)
 
     def _steps(self, plan: RenderPlan) -> int:
         """All denoising steps of ``plan``, every segment's."""
@@ -352,4 +397,20 @@ def describe(plan: RenderPlan) -> str:
         )
     if plan.guidance_scale <= 1.0:
         line += "; no CFG (a distilled variant), so the negative prompt has no effect"
+    if plan.upscaler not in ("none", "bicubic"):
+        line += f"; upscaled x{plan.upscale:g} by {plan.upscaler}, then cropped or downscaled to the output"
     return line
+
+
+def bicubic_line(plan: RenderPlan, spec: UpscalerSpec | None, absent: str) -> str:
+    """The job-log line of a plan upscaled bicubically, and why no learned upscaler runs."""
+    if spec is None:
+        why = "this model family upscales in its own pipeline, not in the upscaler stage"
+    elif absent:
+        why = f"{absent}: run `framecast models pull {UPSCALER_NAME}` for its learned upscale"
+    else:
+        why = f"the generated clip is smaller than the tiles {spec.name} was trained on"
+    return (
+        f"upscale: bicubic from {plan.gen_width}x{plan.gen_height} to {plan.width}x{plan.height}, no learned "
+        f"upscaler ({why})"
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from framecast.engine.stages import UPSCALER_REPO
 from framecast.errors import ConfigError
 
 __all__ = ["DEVICES", "LONG_CLIPS", "OFFLOAD_MODES", "VAE_DTYPES", "EngineOptions"]
@@ -40,6 +41,8 @@ class EngineOptions:
     prompt_llm_api_key: str = ""
     audio_model: str = "stabilityai/stable-audio-open-1.0"
     parallel: str = "auto"  # a GPU group's layout: auto (parallel.rule) or e.g. "cfg2,ulysses4"
+    # The upscaler stage (stages/upscale.py): a repo id, a folder, or "tiny" (its random-weight test model)
+    upscaler_model: str = UPSCALER_REPO
 
     def __post_init__(self) -> None:
         # Checked here, once, so that a typo fails at start-up with the variable's name, not mid-load.

@@ -182,3 +182,36 @@ def test_the_ulysses_cost_model_counts_four_all_to_alls_of_each_layers_activatio
     eight = rows[("wan2.2-t2v-a14b", "720p", 8, "NVL")]
     assert eight["layout"] == "cfg2,ulysses4" and 0.9 < eight["efficiency"] <= 1.0
     assert rows[("wan2.2-t2v-a14b", "720p", 8, "PCI")]["efficiency"] < eight["efficiency"]
+
+
+def test_the_upscalers_class_defaults_are_its_published_geometry():
+    from diffusers import Kandinsky6SRLatentUpscalerBank, Kandinsky6SRTransformer3DModel, Kandinsky6SRVAE
+
+    published = {  # billions of parameters, from the model card of the distilled VSR
+        Kandinsky6SRTransformer3DModel: 1.41,
+        Kandinsky6SRVAE: 1.74,
+        Kandinsky6SRLatentUpscalerBank: 3.65,
+    }
+    with torch.device("meta"):
+        for cls, billions in published.items():
+            assert round(sum(p.numel() for p in cls().parameters()) / 1e9, 2) == billions, cls.__name__
+
+
+def test_gpu_vsr_tiny_times_every_case_at_the_planned_size(tmp_path):
+    import dataclasses
+
+    from bench import gpu_vsr
+    from framecast.engine.planning.upscale import upscaled_size
+    from framecast.engine.stages.upscale import Upscaler, build_tiny_upscaler
+
+    results = gpu_vsr.main(["--tiny", "--out", str(tmp_path)])
+    assert json.loads((tmp_path / "vsr.json").read_text()) == results
+    spec = Upscaler(build_tiny_upscaler(), "tiny").spec
+    for name, (width, height, frames, scale) in gpu_vsr.TINY_CASES.items():
+        result = results[name]
+        assert result["output"] == "x".join(map(str, upscaled_size(spec, width, height, scale)))
+        assert result["frames"] == frames and result["seconds"] > 0
+    assert "2 window(s)" in results["tiny 17 frames, two windows"]["log"]
+    full = dataclasses.replace(spec, tile_sizes=((512, 512), (512, 768), (768, 512)))  # the published tiles
+    for width, height, _, scale in gpu_vsr.CASES.values():  # every full-size case is one the pipeline takes
+        assert upscaled_size(full, width, height, scale) is not None

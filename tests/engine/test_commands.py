@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import dataclasses
+
 import av
 import pytest
 
 from framecast.config import Settings
 from framecast.engine import EngineOptions, commands, create_engine
 from framecast.engine.instant import InstantEngine
+from framecast.engine.presets import all_presets
 from framecast.errors import ModelUnavailableError, RenderStopped
 from framecast.schema import TextToVideoInput
 from tests.engine.conftest import RecordingContext
@@ -81,6 +84,30 @@ def test_instant_engine_writes_a_small_valid_mp4_and_honours_cancel(tmp_path):
     assert stopped.steps == [(1, 3)]
 
 
+def test_models_list_shows_the_upscaler_and_whether_its_weights_are_here(tmp_path):
+    from framecast.engine.stages.upscale import build_tiny_upscaler
+
+    def row(**options: str) -> str:
+        lines = commands.models_list(EngineOptions(**options)).splitlines()
+        return next(line for line in lines if line.startswith("kandinsky6-vsr "))
+
+    assert "kandinskylab/Kandinsky-6.0-VSR-distilled2steps-5s-Diffusers" in row()
+    assert "missing" in row(upscaler_model="framecast-test/no-such-vsr")
+    build_tiny_upscaler().save_pretrained(tmp_path / "vsr")
+    assert "local folder" in row(upscaler_model=str(tmp_path / "vsr"))
+    (tmp_path / "vsr" / "vae" / "diffusion_pytorch_model.safetensors").unlink()
+    (tmp_path / "vsr" / "vae" / "config.json").unlink()
+    assert "incomplete" in row(upscaler_model=str(tmp_path / "vsr"))
+    assert "built in" in row(upscaler_model="tiny")
+
+
+def test_pulling_the_upscaler_while_offline_is_one_sentence(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    with pytest.raises(ModelUnavailableError, match="^Could not download kandinskylab/Kandinsky-6.0-VSR-"):
+        commands.models_pull(EngineOptions(), "kandinsky6-vsr")
+
+
 def test_plan_shows_what_a_request_renders_without_loading_the_model():
     engine = create_engine(Settings(model="wan2.1-t2v-1.3b", device="cpu"))
     request = TextToVideoInput(prompt="a fox", duration="10", seed=5)
@@ -120,4 +147,57 @@ def test_the_plan_command_prints_the_plan_as_json_for_the_same_flags_as_generate
     out = subprocess.run(args, capture_output=True, text=True, env=env, check=True, timeout=120)
     plan = json.loads(out.stdout)
     assert plan["generation"]["long_clip"] == "chain" and plan["generation"]["segments"] == 2
-    assert plan["generation"]["joins"] == [{"frame": 120, "how": "continues from the frame before"}]
+    assert plan["generation"]["joins"] == [{"frame": 121, "how": "continues from the frame before"}]
+
+
+def test_a_1080p_plan_says_how_it_reaches_1080p_and_why_when_bicubic(capsys):
+    request = TextToVideoInput(prompt="a fox", resolution="1080p", seed=5)
+    # The 1.3B generates 848x480; without the upscaler's weights here, a bicubic upscale, and the line says why.
+    plan = commands.plan(create_engine(Settings(model="wan2.1-t2v-1.3b", device="cpu")), request)
+    assert plan["output"]["width"] == 1920 and plan["generation"]["width"] == 848
+    assert (plan["generation"]["upscaler"], plan["generation"]["upscale"]) == ("bicubic", 1.0)
+    assert "framecast models pull kandinsky6-vsr" in capsys.readouterr().err
+    # LTX upscales in its own two stages: no upscaler stage is offered for it, and the line says so.
+    plan = commands.plan(create_engine(Settings(model="ltx-2", device="cpu")), request)
+    assert (plan["generation"]["width"], plan["generation"]["upscaler"]) == (1664, "bicubic")
+    assert "upscales in its own pipeline" in capsys.readouterr().err
+
+
+def test_a_1080p_plan_with_the_upscaler_runs_it_at_the_smallest_scale_that_covers():
+    from framecast.engine.planning import make_plan, summary
+    from framecast.engine.presets import get_preset
+    from framecast.engine.stages.upscale import upscaler_offer
+
+    spec, _ = upscaler_offer("framecast-test/no-such-vsr")  # the published geometry, read without weights
+    spec = dataclasses.replace(spec, present=True)
+    preset = get_preset("wan2.1-t2v-1.3b")
+    plan = summary(
+        make_plan(TextToVideoInput(prompt="a fox", resolution="1080p"), preset, upscaler=spec), preset
+    )
+    assert plan["generation"]["upscaler"] == "kandinsky6-vsr" and plan["generation"]["upscale"] == 2.25
+
+
+REAL_PRESETS = sorted(p.name for p in all_presets() if not p.tiny)
+
+
+@pytest.mark.parametrize("name", REAL_PRESETS)
+def test_framecast_plan_on_every_preset_generates_8_and_10_s_in_full_and_says_how_it_reaches_1080p(
+    name, capsys
+):
+    from framecast.engine.families import get_family
+
+    engine = create_engine(Settings(model=name, device="cpu"))
+    for duration in ("8", "10"):
+        plan = commands.plan(engine, TextToVideoInput(prompt="a fox", duration=duration, seed=1))
+        assert plan["generation"]["long_clip"] != "stretch", (name, duration)
+        assert plan["output"]["frames"] == int(duration) * plan["output"]["fps"]
+    capsys.readouterr()
+    plan = commands.plan(engine, TextToVideoInput(prompt="a fox", resolution="1080p", seed=1))
+    log = capsys.readouterr().err
+    # Without the upscaler's weights on this machine: bicubic, and the log says why and how to get the learned one
+    # (or, for a family with its own learned upsampler, that it upscales in its own pipeline).
+    assert plan["generation"]["upscaler"] == "bicubic"
+    if get_family(engine.preset.family).upscales_itself:
+        assert "upscales in its own pipeline" in log
+    else:
+        assert "framecast models pull kandinsky6-vsr" in log

@@ -55,7 +55,7 @@ def test_each_chained_segment_is_the_reference_continuation_of_the_last_frame_th
     engine = DiffusersEngine(get_preset("tiny-wan-ti2v"), EngineOptions(device="cpu"))
     request = TextToVideoInput(prompt="a red fox", resolution="360p", aspect_ratio="1:1", seed=4)
     plan = make_plan(request, engine.preset)
-    assert plan.segments == 3 and [j["frame"] for j in plan.joins()] == [40, 80]
+    assert plan.segments == 3 and [j["frame"] for j in plan.joins()] == [41, 81]
     ctx = RecordingContext()
     video = engine.generate(plan, ctx).video
     assert video.shape[0] == 3 * 40 + 1

@@ -109,6 +109,9 @@ class Family:
     levers: ClassVar[frozenset[str]] = frozenset()
     # Whether it continues a clip from a frame (``Preset.extend == "chain"``: ``continue_clip``).
     continues: ClassVar[bool] = False
+    # Whether its own pipeline upscales above the native size (a latent upsampler and refine), so that the
+    # engine offers planning no upscaler stage (stages/upscale.py) for it.
+    upscales_itself: ClassVar[bool] = False
     # Whether its denoising loop blends overlapping windows of a longer clip (``Preset.extend == "window"``:
     # ``generate`` honours ``plan.windows``).
     windows: ClassVar[bool] = False

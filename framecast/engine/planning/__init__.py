@@ -15,18 +15,22 @@ from framecast.engine.planning.plan import (
     with_prompts,
 )
 from framecast.engine.planning.sizes import OUTPUT_SIZES, generation_size
+from framecast.engine.planning.upscale import SizePlan, UpscalerSpec, plan_size
 
 __all__ = [
     "OUTPUT_SIZES",
     "PlanStage",
     "RenderPlan",
     "Shot",
+    "SizePlan",
+    "UpscalerSpec",
     "audio_mode",
     "draw_seed",
     "generation_frames",
     "generation_size",
     "make_plan",
     "merge_negative",
+    "plan_size",
     "shot_plans",
     "shots_output",
     "summary",

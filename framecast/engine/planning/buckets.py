@@ -4,7 +4,8 @@ A regionally compiled Wan transformer (``FRAMECAST_COMPILE=1``) is specialised t
 recompiles the block graph, tens of seconds to minutes on a cold cache. The shapes a preset can be asked for are
 few, because planning keeps the model's native pixel count:
 
-- size: one generation size per aspect ratio (all five resolutions of an aspect share it), so 5 sizes;
+- size: one or two generation sizes per aspect ratio (upscale.py: the native one, and one a few percent off it
+  that crops to an output without resampling, e.g. the 5B's 1280x736 for 720p), so 5 to 10 sizes;
 - frames: single clips always generate the model's longest clip (every PixVerse duration reaches it), but
   multi-clip shots are any length. With compile on, a shot's frame count is rounded up to one of
   ``PARTS`` buckets (a quarter, half, three quarters or all of the longest clip), and the extra frames are cut
@@ -12,7 +13,7 @@ few, because planning keeps the model's native pixel count:
   (``Preset.frame_chunk``) denoises one chunk shape at every length, so it needs no frame buckets.
 
 ``warmup_shapes`` lists the (width, height, frames) a worker compiles at start: ``default`` (the default
-request's: 16:9), ``all`` (every aspect and bucket) or a list of aspect ratios (``16:9,9:16``).
+request's: 720p 16:9), ``all`` (every size and bucket) or a list of aspect ratios (``16:9,9:16``: their sizes).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import dataclasses
 
 from framecast.engine.planning.frames import longest_on_rule, on_rule
 from framecast.engine.planning.plan import RenderPlan
-from framecast.engine.planning.sizes import OUTPUT_SIZES, generation_size
+from framecast.engine.planning.sizes import OUTPUT_SIZES
+from framecast.engine.planning.upscale import UpscalerSpec, plan_size
 from framecast.engine.presets import Preset
 from framecast.errors import ConfigError
 from framecast.schema import AspectRatio, Resolution
@@ -54,10 +56,15 @@ def bucketed(plan: RenderPlan, preset: Preset) -> RenderPlan:
     return dataclasses.replace(plan, gen_frames=gen_frames)
 
 
-def warmup_shapes(preset: Preset, which: str) -> list[tuple[int, int, int]]:
-    """(width, height, frames) to compile at worker start for ``which`` (module docstring)."""
+def warmup_shapes(
+    preset: Preset, which: str, upscaler: UpscalerSpec | None = None
+) -> list[tuple[int, int, int]]:
+    """(width, height, frames) to compile at worker start for ``which`` (module docstring); ``upscaler`` is the
+    one the engine offers planning, which can move a generation size."""
+    resolutions = list(Resolution)
     if which == "default":
         aspects, frames = [AspectRatio.r16_9], [frame_buckets(preset)[-1]]
+        resolutions = [Resolution.p720]
     elif which == "all":
         aspects, frames = list(AspectRatio), list(frame_buckets(preset))
     else:
@@ -71,6 +78,9 @@ def warmup_shapes(preset: Preset, which: str) -> list[tuple[int, int, int]]:
         frames = [frame_buckets(preset)[-1]]
     shapes = []
     for aspect in aspects:
-        width, height = generation_size(preset, *OUTPUT_SIZES[Resolution.p720][aspect])
-        shapes += [(width, height, f) for f in frames]
+        for resolution in resolutions:
+            size = plan_size(preset, *OUTPUT_SIZES[resolution][aspect], upscaler)
+            shapes += [
+                (size.width, size.height, f) for f in frames if (size.width, size.height, f) not in shapes
+            ]
     return shapes

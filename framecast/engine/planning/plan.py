@@ -4,10 +4,10 @@ Decisions:
 - Output size: PixVerse's table, exactly (``OUTPUT_SIZES``).
 - Output fps: the preset's native fps (24 for Wan2.2-5B and LTX-2, 16 for Wan2.1 and Wan2.2-A14B), so every
   frame is a frame the model drew; frames = duration x fps exactly.
-- Generation size: the preset's native pixel count at the output's aspect, each side a multiple of the
-  preset's size multiple; then resized to cover the output and centre-cropped (the crop is a few pixels at
-  most, as the aspects match to within one size multiple). Smaller tiers are downscaled from the native size
-  (best quality); 1080p, beyond every preset's native size, is upscaled (bicubic).
+- Generation size and upscaler (upscale.py): the preset's native pixel count at the output's aspect, or a size
+  within a few percent of it that maps to the output by a crop alone (the 5B's 720p: 1280x736); smaller tiers
+  are downscaled from it (best quality); an output above it (1080p, and the 1.3B's 540p and 720p) runs the
+  learned upscaler stage at the smallest scale that covers it, or bicubic when its weights are missing.
 - Generation frames: the smallest count of the preset's rule (``frame_step * k + 1``, or for a chunked model
   whole chunks cut to it: frames.py) that covers the output; the extra frames at the end are dropped. A
   duration longer than the preset's ``max_frames`` is never made shorter, and never slowed down unless asked:
@@ -34,7 +34,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from framecast.engine.planning.frames import longest_on_rule, on_rule
-from framecast.engine.planning.sizes import OUTPUT_SIZES, generation_size
+from framecast.engine.planning.sizes import OUTPUT_SIZES
+from framecast.engine.planning.upscale import UpscalerSpec, plan_size
 from framecast.engine.presets import Preset, joint_audio_presets
 from framecast.errors import InputError
 from framecast.schema import SEED_MAX, SEED_MIN, TextToVideoInput
@@ -77,6 +78,10 @@ class RenderPlan:
     audio: str  # "none" | "joint" (the model renders it) | "separate" (the audio stage adds it)
     steps: int  # denoising steps of the (first) pass
     guidance_scale: float
+    # What brings the generated frames up to the output (upscale.py): "none" (a crop, or a downscale), "bicubic",
+    # or the learned upscaler stage's name, run at ``upscale`` (its factor; 1.0 for the others)
+    upscaler: str = "none"
+    upscale: float = 1.0
     window_frames: int = 0  # "window": frames per window (the model's longest clip); else 0
     frame_step: int = 4  # the model's frame rule (gen_frames = frame_step * k + 1)
     # A two-stage preset's refining steps at the generation size, after its first pass at half that size and a
@@ -103,11 +108,14 @@ class RenderPlan:
         return window_starts(self.gen_frames, self.window_frames, self.frame_step)
 
     def joins(self) -> list[dict]:
-        """Where the generated parts of the clip meet, in output frames: what ``framecast plan`` shows."""
+        """Where the generated parts of the clip meet, in output frames: what ``framecast plan`` shows. A chained
+        segment starts from the last frame of the one before (generated again, and dropped): its first new frame
+        is the one after it."""
         if self.temporal == "chain":
             step = self.gen_frames - 1
             return [
-                {"frame": i * step, "how": "continues from the frame before"} for i in range(1, self.segments)
+                {"frame": i * step + 1, "how": "continues from the frame before"}
+                for i in range(1, self.segments)
             ]
         if self.temporal == "window":
             starts = self.windows
@@ -131,17 +139,19 @@ def make_plan(
     stages: Sequence[PlanStage] = (),
     separate_audio: bool = False,
     stretch: bool = False,
+    upscaler: UpscalerSpec | None = None,
 ) -> RenderPlan:
     """Plan ``request`` on ``preset``. ``rng_seed`` fixes the seed drawn when the request has none (tests);
     ``separate_audio`` says an audio stage will add the track for a preset that renders video only; ``stretch``
-    is the operator's opt-in to slow long clips down instead of generating them in full (for speed)."""
+    is the operator's opt-in to slow long clips down instead of generating them in full (for speed);
+    ``upscaler`` is the learned upscaler the engine offers (its weights present or not), ``None`` for none."""
     # 1. Exact output size, frame rate and frame count
     width, height = OUTPUT_SIZES[request.resolution][request.aspect_ratio]
     fps = preset.fps
     frames = request.duration.seconds * fps
 
     # 2. Generation size and frames
-    gen_width, gen_height = generation_size(preset, width, height)
+    size = plan_size(preset, width, height, upscaler)
     gen_frames, temporal, window = _temporal(preset, frames, stretch)
 
     # 3. Seed, prompts, audio
@@ -155,8 +165,8 @@ def make_plan(
         height=height,
         fps=fps,
         frames=frames,
-        gen_width=gen_width,
-        gen_height=gen_height,
+        gen_width=size.width,
+        gen_height=size.height,
         gen_frames=gen_frames,
         temporal=temporal,
         seed=seed,
@@ -166,6 +176,8 @@ def make_plan(
         audio=audio,
         steps=preset.steps,
         guidance_scale=preset.guidance_scale,
+        upscaler=size.upscaler,
+        upscale=size.upscale,
         window_frames=window,
         frame_step=preset.frame_step,
         refine_steps=preset.two_stage.steps if preset.two_stage else 0,
@@ -279,6 +291,8 @@ def summary(plan: RenderPlan, preset: Preset) -> dict:
             "windows": list(plan.windows),
             "window_frames": plan.window_frames,
             "joins": plan.joins(),
+            "upscaler": plan.upscaler,
+            "upscale": plan.upscale,
         },
         "steps": plan.steps,
         "guidance_scale": plan.guidance_scale,

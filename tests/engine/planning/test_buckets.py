@@ -43,12 +43,14 @@ def test_a_chunked_model_has_one_frame_bucket_and_its_plans_are_left_alone():
     assert plan.gen_frames == 197 and buckets.bucketed(plan, preset) == plan
 
 
-def test_warmup_shapes_cover_the_default_every_aspect_or_the_ones_named():
+def test_warmup_shapes_cover_the_default_every_size_or_the_named_aspects_sizes():
     preset = get_preset("wan2.2-ti2v-5b")
-    assert buckets.warmup_shapes(preset, "default") == [(1280, 704, 121)]
+    assert buckets.warmup_shapes(preset, "default") == [(1280, 736, 121)]  # 720p: crops to 1280x720
     every = buckets.warmup_shapes(preset, "all")
-    assert len(every) == len(set(every)) == 5 * 4
-    assert buckets.warmup_shapes(preset, "9:16, 1:1") == [(704, 1280, 121), (960, 960, 121)]
+    # 16:9 and 9:16 have two sizes: the native one, and the 720p one that crops without resampling
+    assert len(every) == len(set(every)) == 7 * 4
+    named = buckets.warmup_shapes(preset, "9:16, 1:1")
+    assert named == [(704, 1280, 121), (736, 1280, 121), (960, 960, 121)]
     for bad in ("", "portrait", "16:9,portrait"):
         with pytest.raises(ConfigError, match="FRAMECAST_COMPILE_WARMUP"):
             buckets.warmup_shapes(preset, bad)

@@ -87,7 +87,7 @@ def test_output_sizes_cover_every_resolution_and_aspect():
 def test_5_seconds_at_24_fps_generates_121_frames_and_drops_the_last():
     plan = make_plan(request(), get_preset("wan2.2-ti2v-5b"))
     assert (plan.frames, plan.gen_frames, plan.temporal) == (120, 121, "trim")
-    assert (plan.gen_width, plan.gen_height) == (1280, 704)
+    assert (plan.gen_width, plan.gen_height) == (1280, 736)  # 720p: a crop to 1280x720 (test_upscale_plan.py)
 
 
 def test_durations_beyond_the_model_are_generated_in_full_never_shortened_and_stretched_only_when_asked():
@@ -99,7 +99,7 @@ def test_durations_beyond_the_model_are_generated_in_full_never_shortened_and_st
     assert generation_frames(get_preset("helios-14b"), 240) == (261, "trim")  # 8 chunks of 33, cut to 4k + 1
     ten = make_plan(request(duration="10"), get_preset("wan2.2-ti2v-5b"))
     assert (ten.frames, ten.gen_frames, ten.segments) == (240, 121, 2)  # 121 + 120 = 241 frames
-    assert ten.joins() == [{"frame": 120, "how": "continues from the frame before"}]
+    assert ten.joins() == [{"frame": 121, "how": "continues from the frame before"}]
     windowed = make_plan(request(duration="10"), get_preset("wan2.1-t2v-1.3b"))
     assert (windowed.gen_frames, windowed.window_frames, windowed.windows) == (161, 81, (0, 40, 80))
     assert [j["frames"] for j in windowed.joins()] == [[40, 80], [80, 120]]

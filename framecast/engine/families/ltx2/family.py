@@ -74,6 +74,8 @@ class Ltx2Family(Family):
     # Its text connectors and cross-attention pass padding masks, and diffusers' backend choice is process-wide:
     # the attention probe must refuse kernels that take no mask (native flash).
     masked_attention = True
+    # Two stages: a learned x2 latent upsample and a refine at the generation size; no upscaler stage after it.
+    upscales_itself = True
 
     def __init__(self, preset: Preset, variant: Variant | None = None) -> None:
         super().__init__(preset, variant)
