@@ -367,11 +367,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_false",
         help="skip the flop count, fp32 decode and channels-last decode (the bf16 decode still runs)",
     )
+    parser.add_argument(
+        "--gpus",
+        type=int,
+        help="instead: one request on 1, 2, 4, 8 ranks up to this many (bench/gpu_ranks.py, its own flags; "
+        "with --tiny on CPU gloo ranks)",
+    )
     parser.add_argument("--out", default=os.environ.get("OUT"), help="folder for bench.json and the log")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a == "--gpus" or a.startswith("--gpus=") for a in argv):
+        from bench import (
+            gpu_ranks,
+        )  # issue 13's scaling bench, with its own flags (--preset, --steps, --layout)
+
+        gpu_ranks.main(argv)
+        return {}
     args = parse_args(argv)
     torch.manual_seed(0)
     bench = Bench(args)

@@ -67,6 +67,20 @@ def _add_listen(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ssl-keyfile", help="TLS private key (PEM)")
 
 
+def _add_gpus(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--gpus",
+        help=f"devices for several ranks per request: 0,1,2,3 or 0-7 (CUDA) or cpu:2 (gloo ranks); {what}",
+    )
+    _add_group_size(parser)
+
+
+def _add_group_size(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--group-size", type=int, help="devices per worker (default: all of --gpus, one group)"
+    )
+
+
 def _add_request(parser: argparse.ArgumentParser) -> None:
     """The endpoint's inputs, as flags (``generate`` and ``plan`` take the same ones)."""
     parser.add_argument("prompt", metavar="PROMPT", help="what the video shows")
@@ -112,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(serve)
     _add_listen(serve)
     serve.add_argument("--workers", type=int, help="worker processes, one per GPU (default 1; 0 = API only)")
+    _add_gpus(serve, "split into groups of --group-size, one worker per group")
     _add_model(serve)
     serve.set_defaults(run=_serve)
 
@@ -122,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help="run one worker against the same database and storage")
     _add_common(worker)
+    _add_gpus(worker, "one group: this worker's ranks render each request together")
     _add_model(worker)
     worker.set_defaults(run=_worker)
 
@@ -168,6 +184,8 @@ def settings_from(args: argparse.Namespace, **extra: object) -> Settings:
         "host",
         "port",
         "workers",
+        "gpus",
+        "group_size",
         "insecure_no_auth",
         "ssl_certfile",
         "ssl_keyfile",

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from framecast.errors import ConfigError
+from framecast.gpus import parse_gpus
 
 ENV_PREFIX = "FRAMECAST_"
 
@@ -63,6 +64,13 @@ class Settings:
     ssl_certfile: str = ""
     ssl_keyfile: str = ""
     workers: int = 1
+    # Several devices per request (gpus.py): "0,1,2,3", "0-7" or "cpu:2"; cut into groups of group_size (0: one
+    # group), one worker process per group, its ranks rendering each request together (docs/deploy.md).
+    gpus: str = ""
+    group_size: int = 0
+    # How a group splits a request (engine/parallel/rule.py): auto (the rule), or a layout such as "cfg2",
+    # "ulysses2", "cfg2,ulysses4", "ulysses4,ring2".
+    parallel: str = "auto"
     model: str = "auto"
     model_path: str = ""  # a local folder holding the preset's diffusers weights
     offload: str = "auto"  # none | model | sequential | group | auto
@@ -150,6 +158,7 @@ class Settings:
                 keys.update(_parse_keys(Path(self.api_keys_file).read_text()))
             except OSError as exc:
                 raise ConfigError(f"cannot read API key file {self.api_keys_file}: {exc.strerror}") from exc
+        parse_gpus(self.gpus, self.group_size)  # a malformed device list fails at start-up, in one line
         return dataclasses.replace(
             self,
             data_dir=data_dir,

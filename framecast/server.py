@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import fcntl
 import logging
 import multiprocessing
@@ -38,6 +39,7 @@ from typing import Any
 
 from framecast.config import Settings
 from framecast.errors import ConfigError, ModelUnavailableError
+from framecast.gpus import GpuGroup, parse_gpus
 from framecast.logs import configure_logging
 
 logger = logging.getLogger(__name__)
@@ -140,12 +142,14 @@ class WorkerPool:
     _slots: list[_Slot] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _groups: list[GpuGroup | None] = field(default_factory=list)
 
     def start(self) -> None:
         """Spawn the workers; raises ``ConfigError`` when another live server runs workers on this data dir."""
-        if self.settings.workers <= 0:
+        self._groups = worker_groups(self.settings)
+        if not self._groups:
             return
-        self._slots = [_Slot(i) for i in range(self.settings.workers)]
+        self._slots = [_Slot(i) for i in range(len(self._groups))]
         for slot in self._slots:
             clear_slot(self.settings, slot.index)
             self._spawn(slot)
@@ -175,9 +179,14 @@ class WorkerPool:
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited threads or sockets
         parent_conn, child_conn = context.Pipe(duplex=False)
         watch_child, watch_parent = context.Pipe(duplex=False)  # the child reads; EOF means we are gone
+        group = self._groups[slot.index]
+        if group is None:  # one device each: the old rule
+            settings, gpu = self.settings, gpu_for(slot.index, len(self._groups), os.environ)
+        else:  # the worker drives exactly its group (ranks.py sets CUDA_VISIBLE_DEVICES)
+            settings, gpu = dataclasses.replace(self.settings, gpus=group.spec, group_size=0), None
         slot.process = context.Process(
             target=worker_main,
-            args=(self.settings, child_conn, gpu_for(slot.index, self.settings.workers, os.environ)),
+            args=(settings, child_conn, gpu),
             kwargs={
                 "slot": slot.index,
                 "parent_pid": os.getpid(),
@@ -235,6 +244,21 @@ class WorkerPool:
         return False
 
 
+def worker_groups(settings: Settings) -> list[GpuGroup | None]:
+    """One entry per worker process: its GPU group (``--gpus``), or ``None`` (one device, ``gpu_for``)."""
+    groups = parse_gpus(settings.gpus, settings.group_size)
+    if not groups:
+        return [None] * max(0, settings.workers)
+    if settings.workers == 0:
+        return []  # `framecast api`
+    if settings.workers not in (1, len(groups)):
+        raise ConfigError(
+            f"--workers {settings.workers} and --gpus {settings.gpus} (group size {settings.group_size or 'all'}: "
+            f"{len(groups)} group(s)) disagree; with --gpus there is one worker per group, so leave --workers out"
+        )
+    return list(groups)
+
+
 def _message(conn: Connection | None) -> str | None:
     try:
         return conn.recv() if conn is not None and conn.poll() else None
@@ -261,14 +285,15 @@ class _ModelUnavailableFilter(logging.Filter):
 def worker(
     settings: Settings, engine_factory: EngineFactory | None = None, stop: threading.Event | None = None
 ) -> None:
-    """One worker in this process (``framecast worker``); a missing model raises ``ModelUnavailableError``."""
-    from framecast.worker import run_worker  # the model stack loads in worker processes only
+    """One worker in this process (``framecast worker``), or the rank 0 of a GPU group (``--gpus``, ranks.py); a
+    missing model raises ``ModelUnavailableError``."""
+    from framecast.ranks import run_group  # the model stack loads in worker processes only
 
     worker_log = logging.getLogger("framecast.worker")
     unavailable = _ModelUnavailableFilter()
     worker_log.addFilter(unavailable)
     try:
-        run_worker(settings, engine_factory, stop)
+        run_group(settings, engine_factory, stop)
     except SystemExit:
         if unavailable.message is None:
             raise

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -52,6 +52,17 @@ __all__ = ["JobContext", "Worker", "run_worker"]
 logger = logging.getLogger(__name__)
 
 EngineFactory = Callable[[Settings], Engine]
+
+RANK_LOST_WAIT_SECONDS = 5.0  # how long a failed render waits to learn whether a rank of its group died
+
+
+class RankWatch(Protocol):
+    """Rank 0's view of the other ranks of its GPU group (ranks.py)."""
+
+    def lost(self, wait: float) -> str | None:
+        """Why a rank died (within ``wait`` seconds), or ``None`` while they all live."""
+        ...
+
 
 OUT_OF_SPACE_STATUS = 507  # HTTP's Insufficient Storage: the server's fault, and it may pass
 
@@ -124,10 +135,22 @@ def heartbeat(store: JobStore, ctx: JobContext, lease_seconds: float, every: flo
 
 
 class Worker:
-    """One engine, one job at a time."""
+    """One engine, one job at a time. ``ranks``: the other ranks of this worker's GPU group, when it has some;
+    once one dies (or the engine reports its ranks out of step, ``engine.broken``) the worker stops, ``broken``
+    says why, and its group must restart."""
 
-    def __init__(self, settings: Settings, store: JobStore, storage: Storage, engine: Engine) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: JobStore,
+        storage: Storage,
+        engine: Engine,
+        ranks: RankWatch | None = None,
+    ) -> None:
         self.settings = settings
+        self.ranks = ranks
+        self.broken: str | None = None
+        self.current: Job | None = None
         self.store = store
         self.storage = storage
         self.engine = engine
@@ -139,7 +162,7 @@ class Worker:
         self._next_report = 0.0
 
     def run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
+        while not stop.is_set() and self.broken is None:
             try:
                 worked = self.run_once(stop)
             except Exception as exc:  # the loop boundary: a database fault must not end the worker
@@ -165,11 +188,12 @@ class Worker:
             return False
         if job.started_at is not None:
             self.stats.queue_wait_seconds.observe((job.started_at - job.created_at).total_seconds())
-        self.stats.job_id = job.id
+        self.stats.job_id, self.current = job.id, job
         try:
             self.process(job, stop or threading.Event())
         finally:
-            self.stats.job_id = None
+            self.stats.job_id, self.current = None, None
+        self.broken = self.broken or getattr(self.engine, "broken", None)
         return True
 
     def report(self) -> None:
@@ -219,7 +243,10 @@ class Worker:
             self._fail(job, ctx, str(exc), exc.error_type, 422)
             return
         except Exception as exc:  # the job boundary
-            if is_disk_full(exc):  # said plainly: the errno text names a server path
+            lost = self.ranks.lost(RANK_LOST_WAIT_SECONDS) if self.ranks is not None else None
+            if lost is not None:  # not the request's fault: the collective it was in lost a peer
+                self._rank_lost(job, ctx, lost)
+            elif is_disk_full(exc):  # said plainly: the errno text names a server path
                 logger.error("job %s failed: no space left on device (%s)", job.id, exc)
                 self._fail(job, ctx, str(OutOfSpace()), OutOfSpace.error_type, OUT_OF_SPACE_STATUS)
             elif isinstance(exc, FramecastError):
@@ -305,6 +332,21 @@ class Worker:
             self.stats.ended(reason)
             logger.warning("job %s: attempt %d stopped (%s)", job.id, job.attempt, reason)
 
+    def _rank_lost(self, job: Job, ctx: JobContext, why: str) -> None:
+        self.broken = why
+        self.stats.ended("rank_lost")
+        logger.error("job %s: %s; handing it back, and this GPU group stops to restart", job.id, why)
+        ctx.log(f"{why}: the GPU group restarts and the request goes back to the queue", "WARN")
+        self.retry(self.store.crashed, job.id, job.attempt)
+
+    def abandon(self, why: str) -> None:
+        """Hand the running job back as a crash from another thread, when the render cannot end by itself (a
+        collective waiting on a dead rank); fenced by the attempt, so it counts once whoever gets there first."""
+        self.broken = why
+        job = self.current
+        if job is not None and self.store.crashed(job.id, job.attempt):
+            logger.error("job %s: %s; handed back to the queue", job.id, why)
+
     def _fail(self, job: Job, ctx: JobContext, error: str, error_type: str, status: int) -> None:
         self.stats.ended("failed", error_type)
         if self.retry(self.store.fail, job.id, job.attempt, error, error_type, status):
@@ -352,10 +394,13 @@ def run_worker(
     settings: Settings,
     engine_factory: EngineFactory | None = None,
     stop: threading.Event | None = None,
+    ranks: RankWatch | None = None,
+    on_ready: Callable[[Worker], None] | None = None,
 ) -> None:
     """Serve jobs until ``stop`` is set or SIGTERM/SIGINT arrives; a running job is put back in the queue.
 
-    Exits the process (``SystemExit(1)``) with one log line when the model's weights are not available.
+    Exits the process (``SystemExit(1)``) with one log line when the model's weights are not available, and
+    (``SystemExit(1)`` too) when a rank of its GPU group died: the group must restart.
     """
     stop = stop or threading.Event()
     # 1. Open the queue and the file store.
@@ -371,7 +416,13 @@ def run_worker(
             raise SystemExit(1) from None
         logger.info("worker ready: engine %s", getattr(engine, "name", type(engine).__name__))
         # 3. Drain the queue.
+        worker = Worker(settings, store, storage, engine, ranks)
+        if on_ready is not None:
+            on_ready(worker)
         with _stop_on_signals(stop):
-            Worker(settings, store, storage, engine).run(stop)
+            worker.run(stop)
+        if worker.broken is not None:
+            logger.error("worker stopped: %s", worker.broken)
+            raise SystemExit(1)
     finally:
         store.close()

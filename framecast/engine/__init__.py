@@ -47,6 +47,7 @@ def engine_options(settings: Settings) -> EngineOptions:
         prompt_llm_url=settings.prompt_llm_url,
         prompt_llm_api_key=settings.prompt_llm_api_key,
         audio_model=settings.audio_model,
+        parallel=settings.parallel,
         upscaler_model=settings.upscaler_model,
     )
 

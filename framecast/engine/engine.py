@@ -212,26 +212,47 @@ class DiffusersEngine:
 
     def render(self, request: TextToVideoInput, ctx: RenderContext, out_path: Any) -> RenderResult:
         # The plan (also in the job's log), the style's LoRA (if configured) swapped in, then the render.
-        self.load()
-        assert self.creative is not None
-        plan = self.plan(request, ctx.log)
-        ctx.log(f"plan: {json.dumps(summary(plan, self.preset))}")
-        self.creative.style_loras.activate(self.model, request.style)
+        plan = self.logged_plan(request, ctx)
+        self.activate_style(request.style)
         return self.render_plan(plan, ctx, out_path)
 
+    def logged_plan(self, request: TextToVideoInput, ctx: RenderContext) -> RenderPlan:
+        """Load (once), plan ``request`` and write the plan to ``ctx``'s log."""
+        self.load()
+        plan = self.plan(request, ctx.log)
+        ctx.log(f"plan: {json.dumps(summary(plan, self.preset))}")
+        return plan
+
+    def activate_style(self, style: Any) -> None:
+        assert self.creative is not None
+        self.creative.style_loras.activate(self.model, style)
+
     def render_plan(self, plan: RenderPlan, ctx: RenderContext, out_path: Any) -> RenderResult:
-        # 1. Denoise and decode, shot by shot (one shot unless multi-clip; hard cuts between shots)
+        return self.finish(plan, self.generate_shots(plan, ctx), ctx, out_path)
+
+    def generate_shots(self, plan: RenderPlan, ctx: RenderContext) -> list[tuple[GeneratedClip, RenderPlan]]:
+        """Denoise and decode, shot by shot (one shot unless multi-clip; hard cuts between shots): each clip
+        with the plan of its shot."""
         plans = shot_plans(plan, self.preset)
         if self.compiled:  # a compiled transformer generates shots in frame buckets, not at every length
             plans = [buckets.bucketed(p, self.preset) for p in plans]
         total, done, clips = sum(self._steps(p) for p in plans), 0, []
         for shot_plan in plans:  # steps count across shots, so progress never goes backwards
-            clip = self.generate(shot_plan, ctx, steps_done=done, steps_total=total)
-            clips.append((self.upscale(clip, shot_plan, ctx), shot_plan))
+            clips.append((self.generate(shot_plan, ctx, steps_done=done, steps_total=total), shot_plan))
             done += self._steps(shot_plan)
+        return clips
 
-        # 2. Map to the exact output and encode, with one audio track over the whole video
+    def finish(
+        self,
+        plan: RenderPlan,
+        clips: list[tuple[GeneratedClip, RenderPlan]],
+        ctx: RenderContext,
+        out_path: Any,
+    ) -> RenderResult:
+        """The upscaler stage where the plan names it, then map the shots' clips to the exact output and encode,
+        with one audio track over the whole video (on rank 0 alone in a GPU group)."""
         stop_if_asked(ctx)
+        clips = [(self.upscale(clip, shot_plan, ctx), shot_plan) for clip, shot_plan in clips]
         audio, sample_rate = self._soundtrack([clip for clip, _ in clips], plan, ctx)
         size = encode_mp4(
             out_path,

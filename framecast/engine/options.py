@@ -40,6 +40,7 @@ class EngineOptions:
     prompt_llm_url: str = ""
     prompt_llm_api_key: str = ""
     audio_model: str = "stabilityai/stable-audio-open-1.0"
+    parallel: str = "auto"  # a GPU group's layout: auto (parallel.rule) or e.g. "cfg2,ulysses4"
     # The upscaler stage (stages/upscale.py): a repo id, a folder, or "tiny" (its random-weight test model)
     upscaler_model: str = UPSCALER_REPO
 
@@ -53,6 +54,9 @@ class EngineOptions:
         ):
             if value not in choices:
                 raise ConfigError(f"{name}={value!r}: choose one of {', '.join(choices)}")
+        from framecast.engine.parallel.rule import parse_layout
+
+        parse_layout(self.parallel)
         if self.fp8 and self.style_loras:
             raise ConfigError(
                 "FRAMECAST_FP8=1 cannot be combined with FRAMECAST_STYLE_LORAS: style LoRAs are applied to the "

@@ -321,6 +321,22 @@ class JobStore(StoreFiles):
                 self.wake_workers(conn)  # recovered jobs are back in line
             return changed
 
+    def crashed(self, job_id: str, attempt: int) -> bool:
+        """The worker of this attempt lost part of itself (a rank of its GPU group died) and hands the job back
+        now instead of letting its lease expire: recovered as ``reap`` recovers it, one crash counted. Fenced by
+        ``attempt``, so a later ``reap`` (or a second call) cannot count the same crash again."""
+        with self._write() as conn:
+            row = conn.execute(
+                select(
+                    jobs.c.id, jobs.c.attempt, jobs.c.cancel_requested, jobs.c.crashes, jobs.c.no_retry
+                ).where(jobs.c.id == job_id, jobs.c.status == RUNNING.value, jobs.c.attempt == attempt)
+            ).first()
+            if row is None:
+                return False
+            changed = self._recover(conn, row)
+            self.wake_workers(conn)
+            return bool(changed)
+
     def forget_payloads(self, job_id: str) -> bool:
         """X-Fal-Store-IO: 0 — drop a finished job's input and output once delivered; keep its error."""
         with self._write() as conn:

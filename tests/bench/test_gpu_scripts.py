@@ -170,6 +170,20 @@ def test_ltx2_config_builds_the_19b_transformer():
     assert 18.5 < sum(p.numel() for p in transformer.parameters()) / 1e9 < 19.5
 
 
+def test_the_ulysses_cost_model_counts_four_all_to_alls_of_each_layers_activations():
+    from bench import gpu_ranks
+
+    cfg = wan_build.load_config("wan2.2-t2v-a14b")
+    tokens = gpu_ranks.tokens_of(cfg, 832, 480, 81)
+    assert tokens == 21 * 30 * 52
+    # 40 layers x 4 all-to-alls x half of (tokens/2 x 5120 x 2 bytes), one row (CFG on the other rank pair).
+    assert gpu_ranks.ulysses_bytes(cfg, tokens, 2, rows=1) == 40 * 4 * (tokens / 2 * 5120 * 2) / 2
+    rows = {(r["model"], r["size"][:4], r["ranks"], r["link"][:3]): r for r in gpu_ranks.cost_model()}
+    eight = rows[("wan2.2-t2v-a14b", "720p", 8, "NVL")]
+    assert eight["layout"] == "cfg2,ulysses4" and 0.9 < eight["efficiency"] <= 1.0
+    assert rows[("wan2.2-t2v-a14b", "720p", 8, "PCI")]["efficiency"] < eight["efficiency"]
+
+
 def test_the_upscalers_class_defaults_are_its_published_geometry():
     from diffusers import Kandinsky6SRLatentUpscalerBank, Kandinsky6SRTransformer3DModel, Kandinsky6SRVAE
 

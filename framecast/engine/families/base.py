@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from framecast.engine.base import RenderContext
+from framecast.engine.parallel.rule import Layout, ParallelSupport
 from framecast.engine.planning.plan import RenderPlan
 from framecast.engine.presets import Preset, Variant
 from framecast.engine.speed import Modules
@@ -120,11 +121,16 @@ class Family:
     expert_names: ClassVar[tuple[str, ...]] = ("transformer",)
     # Whether the denoisers' attention always takes a padding mask (``Modules.masked_attention``).
     masked_attention: ClassVar[bool] = False
+    # What one request's render can split across a group's ranks (engine/parallel/rule.py); none by default:
+    # the group's rank 0 renders alone.
+    parallel: ClassVar[ParallelSupport] = ParallelSupport()
 
     def __init__(self, preset: Preset, variant: Variant | None = None) -> None:
         self.preset = preset
         self.variant = variant
         self.pipe: Any = None
+        self.cfg_split: Any = None  # CFG-parallel: this rank's guidance pass (parallel.group.CfgSplit)
+        self.layout = Layout()
 
     # 1. Building
     def load(self, folder: Path | None, dtype: torch.dtype) -> None:
@@ -233,7 +239,27 @@ class Family:
     def set_adapters(self, names: list[str], scales: list[float]) -> None:
         self.pipe.set_adapters(names, scales)
 
-    # 3. Rendering
+    # 3. Several ranks (``parallel``)
+    def tokens(self, plan: RenderPlan) -> int:
+        """The sequence one denoiser call attends over for ``plan`` (what context parallelism splits)."""
+        raise NotImplementedError(f"{self.name} declares no context parallelism")
+
+    def parallelize(self, layout: Layout, group: Any) -> None:
+        """Run the next render in ``layout`` on ``group`` (a ``parallel.group.RankGroup``): Ulysses / ring
+        attention on every denoiser through diffusers, and this rank's CFG pass. Every rank calls it, in step."""
+        from framecast.engine.parallel import context
+
+        if layout == self.layout:
+            return
+        split = layout.ulysses * layout.ring
+        for expert in self.experts:
+            context.disable(expert)
+            if split > 1:
+                context.enable(expert, layout.ulysses, layout.ring, group.mesh(layout)["ring", "ulysses"])
+        self.cfg_split = group.cfg_split(layout) if layout.ranks > 1 else None
+        self.layout = layout
+
+    # 4. Rendering
     def denoising_steps(self, plan: RenderPlan) -> int:
         """Denoising steps in one segment of ``plan``: what progress counts to (a chunked model runs its steps
         once per chunk; a two-stage plan's refine is included)."""

@@ -24,6 +24,7 @@ from framecast.engine.families.base import (
 )
 from framecast.engine.families.wan import build, loop
 from framecast.engine.families.wan.dmd import DMDScheduler
+from framecast.engine.parallel.rule import ParallelSupport
 from framecast.engine.planning.plan import RenderPlan
 
 __all__ = ["WanFamily"]
@@ -39,6 +40,8 @@ class WanFamily(Family):
     windows = True
     blocks = "blocks"
     expert_names = ("transformer", "transformer_2")
+    # loop.py runs the guidance passes itself, and diffusers' Wan transformer has a context-parallel plan.
+    parallel = ParallelSupport(cfg=True, context=True)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -117,7 +120,17 @@ class WanFamily(Family):
             max_steps=max_steps,
             windows=plan.windows,
             window_frames=plan.window_frames,
+            cfg_split=self.cfg_split,
         )
+
+    def tokens(self, plan: RenderPlan) -> int:
+        # One window's latents (the whole clip's without windows), patchified.
+        pipe = self.pipe
+        frames = plan.window_frames if len(plan.windows) > 1 else plan.gen_frames
+        _, ph, pw = self.experts[0].config.patch_size
+        latent_frames = (frames - 1) // pipe.vae_scale_factor_temporal + 1
+        scale = pipe.vae_scale_factor_spatial
+        return latent_frames * (plan.gen_height // (scale * ph)) * (plan.gen_width // (scale * pw))
 
     def _max_sequence_length(self) -> int:
         length = self.preset.call_kwargs.get("max_sequence_length", 512)  # WanPipeline's default

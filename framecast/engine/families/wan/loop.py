@@ -34,8 +34,12 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from framecast.engine.parallel.group import CfgSplit
 
 __all__ = [
     "LoopOptions",
@@ -154,13 +158,20 @@ def _predict(
     pipe,
     options: LoopOptions,
     name: str = "",
+    cfg_split: CfgSplit | None = None,
 ) -> torch.Tensor:
     """The guided velocity for one step, in the transformer's dtype like the pipeline's; ``name`` keeps each
-    window's cache state apart."""
+    window's cache state apart. With ``cfg_split`` this rank runs one guidance pass and gathers the other."""
     x = latents.to(positive.dtype)
     if negative is None:
         with model.cache_context(f"cond{name}", **context):
             return model(x, _timestep(pipe, t, latents, 1, options), positive, return_dict=False)[0]
+    if cfg_split is not None:
+        kind, embeds = ("cond", positive) if cfg_split.index == 0 else ("uncond", negative)
+        with model.cache_context(f"{kind}{name}", **context):
+            mine = model(x, _timestep(pipe, t, latents, 1, options), embeds, return_dict=False)[0]
+        cond, uncond = cfg_split.gather(mine)
+        return uncond + guidance_scale * (cond - uncond)
     if options.batched_cfg:
         with model.cache_context(f"cond_uncond{name}", **context):
             both = model(
@@ -235,13 +246,15 @@ def denoise(
     max_steps: int | None = None,
     windows: Sequence[int] = (),
     window_frames: int = 0,
+    cfg_split: CfgSplit | None = None,
 ) -> torch.Tensor:
     """Run the denoising loop and return the final latents (float32, not yet denormalised or decoded).
 
     Guidance is on when ``negative_prompt_embeds`` is given (the caller decides, as ``guidance_scale > 1``).
     ``max_steps`` stops after that many steps of the ``num_inference_steps`` schedule (benchmarks time a few).
     ``windows`` (first frames, on the frame rule) and ``window_frames`` denoise a clip longer than the model's
-    longest as blended overlapping windows (module docstring).
+    longest as blended overlapping windows (module docstring). ``cfg_split``: CFG-parallel, this rank's pass
+    (engine/parallel/group.py).
     """
     # 1. Check inputs
     _check_size(pipe, height, width, num_frames)
@@ -296,7 +309,7 @@ def denoise(
         context = {"step_index": i, "sigma": float(pipe.scheduler.sigmas[i]), "num_inference_steps": total}
 
         def predict(x: torch.Tensor, name: str = "") -> torch.Tensor:
-            return _predict(model, x, t, positive, negative, scale, context, pipe, options, name)  # noqa: B023
+            return _predict(model, x, t, positive, negative, scale, context, pipe, options, name, cfg_split)  # noqa: B023
 
         velocity = _blended(predict, latents, starts, weights) if starts else predict(latents)
         latents = pipe.scheduler.step(velocity, t, latents, return_dict=False, **step_kwargs)[0]
