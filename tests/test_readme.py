@@ -97,7 +97,7 @@ def test_the_readme_lists_every_cli_command() -> None:
     help_text = subprocess.run(
         [sys.executable, "-m", "framecast", "--help"], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout
-    for command in ("serve", "api", "worker", "generate", "models", "cert"):
+    for command in ("serve", "api", "worker", "generate", "plan", "models", "cert"):
         assert f"`framecast {command}" in README
         assert command in help_text
 
