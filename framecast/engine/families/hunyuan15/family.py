@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from framecast.engine.families.base import Family, GeneratedClip, Steps, seeded_generator
+from framecast.engine.families.base import Family, GeneratedClip, Steps
 from framecast.engine.families.hunyuan15 import build
 from framecast.engine.planning.plan import RenderPlan
 from framecast.errors import ConfigError
@@ -50,17 +50,9 @@ class HunyuanVideo15Family(Family):
     # 2. Rendering
     def call_kwargs(self, plan: RenderPlan, steps: Steps | None, segment: int = 0) -> dict[str, Any]:
         # No guidance_scale and no callback_on_step_end: the pipeline takes neither (``_call`` does both).
-        return dict(
-            prompt=plan.prompt,
-            negative_prompt=plan.negative_prompt,
-            height=plan.gen_height,
-            width=plan.gen_width,
-            num_frames=plan.gen_frames,
-            num_inference_steps=plan.steps,
-            generator=seeded_generator(plan.seed + segment),
-            output_type="pt",
-            **self.preset.call_kwargs,
-        )
+        kwargs = super().call_kwargs(plan, None, segment)
+        del kwargs["guidance_scale"]
+        return kwargs
 
     def generate(self, plan: RenderPlan, steps: Steps) -> GeneratedClip:
         return GeneratedClip(self._call(plan, steps).frames[0])
