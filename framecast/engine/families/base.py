@@ -89,6 +89,22 @@ def seeded_generator(seed: int) -> torch.Generator:
     return torch.Generator("cpu").manual_seed(seed % 2**32)
 
 
+def random_lora_layers(transformer: Any, seed: int, rank: int = 4) -> dict[str, torch.Tensor]:
+    """A random rank-``rank`` LoRA on the attention projections (to_q, to_k, to_v) of a model shaped like
+    ``transformer``, drawn from ``seed`` without touching the global generator: the state dict a family's
+    ``save_lora_weights`` takes (tiny twins' stand-ins for a variant's LoRA files)."""
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        source = type(transformer).from_config(transformer.config)
+        config = LoraConfig(
+            r=rank, lora_alpha=rank, target_modules=["to_q", "to_k", "to_v"], init_lora_weights=False
+        )
+        source.add_adapter(config)
+    return get_peft_model_state_dict(source)
+
+
 def to_pil(frame: torch.Tensor) -> Any:
     """One (3, h, w) frame in [0, 1] as an RGB PIL image, rounded as an 8-bit video frame would be."""
     from PIL import Image

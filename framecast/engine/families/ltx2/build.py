@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from framecast.engine.families.base import random_lora_layers
 from framecast.engine.families.wan.build import building_on, cast_like_pretrained
 from framecast.engine.families.wan.build import load_config as _load
 from framecast.errors import ConfigError
@@ -213,17 +214,11 @@ def save_random_lora(transformer: Any, path: Path, seed: int, rank: int = 4) -> 
     """A random rank-``rank`` LoRA on the attention projections of a model shaped like ``transformer``, saved
     as the file ``path`` in the layout diffusers' LTX-2 LoRA loader reads (a tiny twin's stage-2 LoRA)."""
     from diffusers import LTX2Pipeline
-    from peft import LoraConfig, get_peft_model_state_dict
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        source = type(transformer).from_config(transformer.config)
-        config = LoraConfig(
-            r=rank, lora_alpha=rank, target_modules=["to_q", "to_k", "to_v"], init_lora_weights=False
-        )
-        source.add_adapter(config)
     LTX2Pipeline.save_lora_weights(
-        path.parent, transformer_lora_layers=get_peft_model_state_dict(source), weight_name=path.name
+        path.parent,
+        transformer_lora_layers=random_lora_layers(transformer, seed, rank),
+        weight_name=path.name,
     )
 
 
@@ -239,6 +234,19 @@ def _text_width(text_encoder: Any) -> int:
     return int(text_encoder.config.text_config.hidden_size)
 
 
+# The tiny Gemma text stacks' sizes (LTX-2/2.3's Gemma 3, LTX-2.5's Gemma 4): two layers, the connectors' input.
+_TINY_GEMMA_TEXT: dict[str, Any] = dict(
+    hidden_size=32,
+    intermediate_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    num_key_value_heads=1,
+    head_dim=16,
+    max_position_embeddings=256,
+    sliding_window=64,
+)
+
+
 def _tiny_gemma3(vocab_size: int) -> Any:
     from transformers import (
         Gemma3Config,
@@ -247,18 +255,7 @@ def _tiny_gemma3(vocab_size: int) -> Any:
         SiglipVisionConfig,
     )
 
-    text_config = Gemma3TextConfig(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=16,
-        max_position_embeddings=256,
-        sliding_window=64,
-        query_pre_attn_scalar=16,
-    )
+    text_config = Gemma3TextConfig(vocab_size=vocab_size, **_TINY_GEMMA_TEXT, query_pre_attn_scalar=16)
     vision_config = SiglipVisionConfig(
         hidden_size=16,
         intermediate_size=32,
@@ -291,15 +288,8 @@ def _tiny_gemma4(vocab_size: int) -> Any:
 
     text_config = Gemma4UnifiedTextConfig(  # type: ignore[call-arg]  # global_head_dim: read in __post_init__
         vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=16,
+        **_TINY_GEMMA_TEXT,
         global_head_dim=16,
-        max_position_embeddings=256,
-        sliding_window=64,
         layer_types=["sliding_attention", "full_attention"],  # Gemma 4's last layer attends to everything
     )
     return _seeded(Gemma4UnifiedForConditionalGeneration, Gemma4UnifiedConfig(text_config=text_config))

@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from framecast.engine.families.base import random_lora_layers
+
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 TOKENIZER_LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
@@ -224,16 +226,8 @@ def save_random_lora(transformer: Any, folder: Path, seed: int, rank: int = 4) -
     """A random rank-``rank`` LoRA on the attention projections of a model shaped like ``transformer``, saved
     as diffusers' Wan LoRA loader reads it (``folder/pytorch_lora_weights.safetensors``)."""
     from diffusers import WanPipeline
-    from peft import LoraConfig, get_peft_model_state_dict
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        source = type(transformer).from_config(transformer.config)
-        config = LoraConfig(
-            r=rank, lora_alpha=rank, target_modules=["to_q", "to_k", "to_v"], init_lora_weights=False
-        )
-        source.add_adapter(config)
-    WanPipeline.save_lora_weights(folder, transformer_lora_layers=get_peft_model_state_dict(source))
+    WanPipeline.save_lora_weights(folder, transformer_lora_layers=random_lora_layers(transformer, seed, rank))
 
 
 def tiny(arch: str) -> Any:
