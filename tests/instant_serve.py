@@ -28,22 +28,13 @@ class PacedInstant:
 
 
 def main(argv: Sequence[str]) -> int:
-    from framecast.cli import _configure_logging, build_parser, settings_from
-    from framecast.errors import FramecastError
-    from framecast.server import serve
     from tests.instant_serve import (
         PacedInstant,
     )  # by its module name, not __main__, so workers can unpickle it
+    from tests.live_server import serve_main
 
     steps, step_seconds, *rest = argv
-    settings = settings_from(build_parser().parse_args(rest))
-    _configure_logging(settings)
-    try:
-        serve(settings, engine_factory=PacedInstant(int(steps), float(step_seconds)))
-    except FramecastError as exc:
-        print(f"framecast: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return serve_main(rest, PacedInstant(int(steps), float(step_seconds)))
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -135,3 +136,20 @@ def probe_mp4(url: str, dest: Path, verify: str | bool = False) -> dict:
             "bytes": len(response.content),
             "audio": len(container.streams.audio) > 0,
         }
+
+
+def serve_main(rest: Sequence[str], engine_factory: Any) -> int:
+    """``framecast serve`` with the flags ``rest`` and workers built by ``engine_factory`` (a picklable test
+    engine factory): what ``tests/instant_serve.py`` and ``tests/tiny_serve.py`` run as a process."""
+    from framecast.cli import _configure_logging, build_parser, settings_from
+    from framecast.errors import FramecastError
+    from framecast.server import serve
+
+    settings = settings_from(build_parser().parse_args(rest))
+    _configure_logging(settings)
+    try:
+        serve(settings, engine_factory=engine_factory)
+    except FramecastError as exc:
+        print(f"framecast: error: {exc}", file=sys.stderr)
+        return 2
+    return 0

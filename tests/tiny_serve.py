@@ -31,20 +31,11 @@ class TinyWanSteps:
 
 
 def main(argv: Sequence[str]) -> int:
-    from framecast.cli import _configure_logging, build_parser, settings_from
-    from framecast.errors import FramecastError
-    from framecast.server import serve
+    from tests.live_server import serve_main
     from tests.tiny_serve import TinyWanSteps  # by its module name, not __main__, so workers can unpickle it
 
     steps, *rest = argv
-    settings = settings_from(build_parser().parse_args(rest))
-    _configure_logging(settings)
-    try:
-        serve(settings, engine_factory=TinyWanSteps(int(steps)))
-    except FramecastError as exc:
-        print(f"framecast: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return serve_main(rest, TinyWanSteps(int(steps)))
 
 
 if __name__ == "__main__":
